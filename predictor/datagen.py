@@ -1,0 +1,219 @@
+"""Deterministic synthetic data for the click model.
+
+Writes, into ``<repo>/data/``:
+
+- ``user_data.parquet``: one row per user per weekly snapshot; every feature drifts over time
+  (a per-user random walk), so a point-in-time join and a naive "latest" join disagree.
+- ``events.parquet``: labelled events (``clicked``, ``converted``) with the request-time fields
+  (``session_duration_s``, ``hour_of_day``). The label probabilities are a known function of the
+  features *as they were at event time*, so a model can learn them and leakage would show.
+
+Same seed and end date → byte-identical frames. ``python -m predictor.datagen --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+USER_FEATURES = (
+    "click_through_rate",
+    "number_of_clicks",
+    "average_page_duration",
+    "sessions_last_7d",
+    "days_since_signup",
+    "conversion_rate",
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What to generate."""
+
+    n_users: int = 10_000
+    n_weeks: int = 12
+    events_per_user: float = 6.0
+    seed: int = 7
+    end: datetime | None = None  # None: today 00:00 UTC
+
+
+def _end_of(spec: DataSpec) -> datetime:
+    if spec.end is not None:
+        return spec.end.astimezone(UTC)
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def click_logit(
+    ctr: np.ndarray,
+    sessions: np.ndarray,
+    avg_duration: np.ndarray,
+    session_duration: np.ndarray,
+    hour: np.ndarray,
+) -> np.ndarray:
+    """The ground-truth click model the labels are drawn from."""
+    engagement = session_duration / np.maximum(avg_duration, 1.0)
+    peak = ((hour >= 18) & (hour <= 22)).astype(float)
+    return (
+        -2.4
+        + 28.0 * (ctr - 0.06)
+        + 0.45 * np.log1p(sessions)
+        + 0.9 * np.clip(np.log(np.maximum(engagement, 1e-3)), -2.0, 2.0)
+        + 0.6 * peak
+    )
+
+
+def user_snapshots(spec: DataSpec) -> pd.DataFrame:
+    """Weekly feature snapshots for every user, oldest first."""
+    rng = np.random.default_rng(spec.seed)
+    n, w = spec.n_users, spec.n_weeks
+    end = _end_of(spec)
+    user_id = np.arange(1, n + 1, dtype=np.int64)
+
+    base_ctr = rng.beta(2.0, 30.0, size=n)
+    base_dur = rng.lognormal(3.4, 0.45, size=n)
+    base_sessions = rng.gamma(2.0, 1.6, size=n)
+    base_conv = rng.beta(1.2, 40.0, size=n)
+    signup_age = rng.integers(30, 1500, size=n)
+
+    frames = []
+    drift_ctr = np.zeros(n)
+    drift_dur = np.zeros(n)
+    drift_ses = np.zeros(n)
+    for k in range(w):
+        drift_ctr += rng.normal(0.0, 0.004, size=n)
+        drift_dur += rng.normal(0.0, 0.06, size=n)
+        drift_ses += rng.normal(0.0, 0.25, size=n)
+        ctr = np.clip(base_ctr + drift_ctr, 0.001, 0.6)
+        avg_dur = base_dur * np.exp(drift_dur)
+        sessions = rng.poisson(np.clip(base_sessions + drift_ses, 0.1, None))
+        impressions = rng.poisson(200 + 40 * sessions)
+        clicks = rng.binomial(impressions, ctr)
+        conv = np.clip(base_conv + rng.normal(0, 0.003, size=n), 0.0, 1.0)
+        ts = end - timedelta(weeks=w - 1 - k) - timedelta(hours=1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user_id": user_id,
+                    "click_through_rate": ctr.astype(np.float32),
+                    "number_of_clicks": clicks.astype(np.int64),
+                    "average_page_duration": avg_dur.astype(np.float32),
+                    "sessions_last_7d": sessions.astype(np.int64),
+                    "days_since_signup": (signup_age + 7 * k).astype(np.int64),
+                    "conversion_rate": conv.astype(np.float32),
+                    "event_timestamp": pd.Series(pd.Timestamp(ts), index=range(n)).astype(
+                        "datetime64[us, UTC]"
+                    ),
+                    "created": pd.Series(pd.Timestamp(ts), index=range(n)).astype(
+                        "datetime64[us, UTC]"
+                    ),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def labelled_events(spec: DataSpec, snapshots: pd.DataFrame) -> pd.DataFrame:
+    """Events drawn between snapshots; labels depend on the features valid at event time."""
+    rng = np.random.default_rng(spec.seed + 1)
+    end = _end_of(spec)
+    start = end - timedelta(weeks=spec.n_weeks)
+    counts = rng.poisson(spec.events_per_user, size=spec.n_users)
+    user_id = np.repeat(np.arange(1, spec.n_users + 1, dtype=np.int64), counts)
+    span_s = (end - start).total_seconds()
+    offsets = rng.uniform(0.0, span_s, size=user_id.size)
+    ts = (pd.Timestamp(start) + pd.to_timedelta(offsets, unit="s")).astype("datetime64[us, UTC]")
+    events = pd.DataFrame({"user_id": user_id, "event_timestamp": ts})
+    events["hour_of_day"] = rng.integers(0, 24, size=len(events)).astype(np.int64)
+    events["session_duration_s"] = rng.lognormal(3.3, 0.8, size=len(events))
+
+    # Point-in-time truth: the latest snapshot at or before each event.
+    snaps = snapshots.sort_values("event_timestamp")
+    joined = pd.merge_asof(
+        events.sort_values("event_timestamp"),
+        snaps.drop(columns=["created"]).rename(columns={"event_timestamp": "snapshot_ts"}),
+        left_on="event_timestamp",
+        right_on="snapshot_ts",
+        by="user_id",
+        direction="backward",
+    )
+    has = joined["snapshot_ts"].notna().to_numpy()
+    logit = np.full(len(joined), -3.0)
+    logit[has] = click_logit(
+        joined.loc[has, "click_through_rate"].to_numpy(float),
+        joined.loc[has, "sessions_last_7d"].to_numpy(float),
+        joined.loc[has, "average_page_duration"].to_numpy(float),
+        joined.loc[has, "session_duration_s"].to_numpy(float),
+        joined.loc[has, "hour_of_day"].to_numpy(float),
+    )
+    clicked = rng.random(len(joined)) < _sigmoid(logit)
+    conv_p = _sigmoid(-1.0 + 60.0 * (joined["conversion_rate"].fillna(0.02).to_numpy() - 0.03))
+    converted = clicked & (rng.random(len(joined)) < conv_p)
+    out = joined[["user_id", "event_timestamp", "session_duration_s", "hour_of_day"]].copy()
+    out["clicked"] = clicked.astype(np.int64)
+    out["converted"] = converted.astype(np.int64)
+    return out.sort_values(["event_timestamp", "user_id"], ignore_index=True)
+
+
+def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
+    """Write both parquet files under ``repo/data`` and return their paths."""
+    data = repo / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    log.info("generating %d users x %d weekly snapshots", spec.n_users, spec.n_weeks)
+    snaps = user_snapshots(spec)
+    events = labelled_events(spec, snaps)
+    paths = {"user_data": data / "user_data.parquet", "events": data / "events.parquet"}
+    snaps.to_parquet(paths["user_data"], index=False)
+    events.to_parquet(paths["events"], index=False)
+    # An empty predictions table so the predictions feature view has a valid batch source.
+    pd.DataFrame(
+        {
+            "user_id": pd.Series([], dtype=np.int64),
+            "score": pd.Series([], dtype=np.float64),
+            "model_version": pd.Series([], dtype=str),
+            "features_timestamp": pd.Series([], dtype=np.int64),
+            "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
+        }
+    ).to_parquet(data / "model_predictions.parquet", index=False)
+    log.info(
+        "wrote %d snapshot rows and %d events (click rate %.3f) to %s",
+        len(snaps),
+        len(events),
+        events["clicked"].mean(),
+        data,
+    )
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m predictor.datagen", description=__doc__)
+    p.add_argument("--repo", type=Path, default=Path("feature_repo"), help="feature repo folder")
+    p.add_argument("--users", type=int, default=DataSpec.n_users)
+    p.add_argument("--weeks", type=int, default=DataSpec.n_weeks)
+    p.add_argument("--events-per-user", type=float, default=DataSpec.events_per_user)
+    p.add_argument("--seed", type=int, default=DataSpec.seed)
+    p.add_argument(
+        "--end",
+        type=lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC),
+        default=None,
+        help="last day of data (YYYY-MM-DD, UTC); default today",
+    )
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    generate(a.repo, DataSpec(a.users, a.weeks, a.events_per_user, a.seed, a.end))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""``python -m transformer``: the Feast-backed KServe transformer. ``--help`` lists settings."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from predictor.cli import settings_from_cli
+from transformer.settings import TransformerSettings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = settings_from_cli(TransformerSettings, argv, "python -m transformer")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kserve parses sys.argv when imported: import it only after our own parsing.
+    from transformer.features import FeatureConfigError
+    from transformer.rules import RulesFileError
+    from transformer.server import serve
+
+    try:
+        serve(settings)
+    except (FeatureConfigError, RulesFileError, RuntimeError) as e:
+        print(f"python -m transformer: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

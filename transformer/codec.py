@@ -1,0 +1,108 @@
+"""Transformer requests and responses, v1 and v2.
+
+Requests carry the entity key (``user_id``) and the request fields of the on-demand feature
+view, one row per user. Responses carry one value per row for each output below, plus one
+FP64 output per feature (full Feast name) when ``"return_features": true``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from predictor.codec import TensorSpec, bool_param, decode_v1, decode_v2
+
+OUTPUTS = [
+    {"name": "score", "datatype": "FP64", "shape": [-1]},
+    {"name": "decision", "datatype": "BYTES", "shape": [-1]},
+    {"name": "model_version", "datatype": "BYTES", "shape": [-1]},
+    {"name": "prediction_source", "datatype": "BYTES", "shape": [-1]},
+    {"name": "feature_status", "datatype": "BYTES", "shape": [-1]},
+]
+
+
+@dataclass
+class Decoded:
+    """A decoded request: columns by input name, row count, options, and its protocol."""
+
+    columns: dict[str, np.ndarray]
+    n: int
+    protocol: str  # "v1" | "v2"
+    return_features: bool = False
+    use_cache: bool = True
+    request_id: str = ""
+
+
+@dataclass
+class Answer:
+    """Per-row results, filled in by predict and postprocess."""
+
+    decoded: Decoded
+    score: np.ndarray
+    decision: list[str] = field(default_factory=list)
+    model_version: list[str] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+    feature_status: list[str] = field(default_factory=list)
+    features: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
+    if isinstance(payload, InferRequest):
+        cols, n = decode_v2(payload, specs, max_rows)
+        return Decoded(
+            cols,
+            n,
+            "v2",
+            return_features=bool_param(payload, "return_features", False),
+            use_cache=bool_param(payload, "cache", True),
+            request_id=payload.id or "",
+        )
+    cols, n = decode_v1(payload, specs, max_rows)
+    return Decoded(
+        cols,
+        n,
+        "v1",
+        return_features=bool_param(payload, "return_features", False),
+        use_cache=bool_param(payload, "cache", True),
+    )
+
+
+def _fp64(values: list[Any]) -> list[float]:
+    return [float("nan") if v is None else float(v) for v in values]
+
+
+def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | dict[str, Any]:
+    d = answer.decoded
+    if d.protocol == "v2":
+        n = d.n
+        outputs = [
+            InferOutput("score", [n], "FP64", answer.score.tolist()),
+            InferOutput("decision", [n], "BYTES", answer.decision),
+            InferOutput("model_version", [n], "BYTES", answer.model_version),
+            InferOutput("prediction_source", [n], "BYTES", answer.source),
+            InferOutput("feature_status", [n], "BYTES", answer.feature_status),
+        ]
+        outputs += [
+            InferOutput(name, [n], "FP64", _fp64(values)) for name, values in answer.features.items()
+        ]
+        return InferResponse(
+            response_id=d.request_id, model_name=model_name, infer_outputs=outputs
+        )
+    ids = d.columns[entity_key].tolist()
+    predictions = []
+    for i in range(d.n):
+        row: dict[str, Any] = {
+            entity_key: ids[i],
+            "score": float(answer.score[i]),
+            "decision": answer.decision[i],
+            "model_version": answer.model_version[i],
+            "prediction_source": answer.source[i],
+            "feature_status": answer.feature_status[i],
+        }
+        if answer.features:
+            row["features"] = {k: v[i] for k, v in answer.features.items()}
+        predictions.append(row)
+    return {"predictions": predictions}

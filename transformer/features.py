@@ -1,0 +1,202 @@
+"""Online features through Feast, for a batch of users, in one online-store round trip.
+
+- The store is read through the SDK (any online store); stores with async reads (Redis) are
+  awaited on the event loop, the others (SQLite) run in a worker thread.
+- The registry is refreshed in the background, never on the request path.
+- On-demand features (python mode) are computed by Feast from the request fields.
+- Features come back in the model's order as a float matrix, with per-row status
+  (present / missing / stale) and the event time of each user's feature row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from predictor.artifact import FeatureSpec
+from predictor.codec import TensorSpec
+
+log = logging.getLogger(__name__)
+
+FEAST_TO_V2 = {"FLOAT32": "FP32", "FLOAT64": "FP64", "INT64": "INT64", "INT32": "INT32", "BOOL": "BOOL"}
+PRESENT = 1  # feast FieldStatus.PRESENT
+
+
+class FeatureConfigError(Exception):
+    """The feature repo and the model disagree; raised at start-up."""
+
+
+@dataclass
+class FeatureBatch:
+    """Features for N users, in model order."""
+
+    names: list[str]  # full feature names, model order
+    matrix: np.ndarray  # (N, F) float64; NaN where a value is missing
+    missing: np.ndarray  # (N,) bool: the user has no usable feature row
+    stale: np.ndarray  # (N,) bool: the row is older than the staleness limit
+    feature_ts: np.ndarray  # (N,) int64 epoch seconds of the user's feature row (0: none)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {n: self.matrix[:, j] for j, n in enumerate(self.names)}
+
+
+def open_store(repo_path: Path, fs_yaml: Path | None) -> Any:
+    """A FeatureStore whose registry never refreshes on the request path."""
+    from feast import FeatureStore
+    from feast.repo_config import load_repo_config
+
+    yaml_path = fs_yaml or _env_yaml() or repo_path / "feature_store.yaml"
+    if not yaml_path.is_file():
+        raise FeatureConfigError(f"{yaml_path}: feature_store.yaml not found")
+    config = load_repo_config(repo_path, yaml_path)
+    try:
+        config.registry.cache_ttl_seconds = 0  # 0 = keep; FeatureReader refreshes it
+    except (AttributeError, ValueError) as e:  # pragma: no cover - registry types without it
+        log.warning("cannot pin registry cache TTL: %s", e)
+    return FeatureStore(repo_path=str(repo_path), config=config)
+
+
+def _env_yaml() -> Path | None:
+    value = os.environ.get("FEAST_FS_YAML_FILE_PATH")
+    return Path(value) if value else None
+
+
+class FeatureReader:
+    """Reads one FeatureService for a batch of entities."""
+
+    def __init__(
+        self,
+        store: Any,
+        feature_service: str,
+        model_features: list[FeatureSpec],
+        stale_after_s: float,
+    ):
+        self.store = store
+        try:
+            self.service = store.get_feature_service(feature_service)
+        except Exception as e:
+            raise FeatureConfigError(f"feature service '{feature_service}': {e}") from e
+        odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
+        self.short_to_full: dict[str, str] = {}
+        self.batch_features: list[str] = []  # short names that have statuses/timestamps
+        self.request_fields: dict[str, TensorSpec] = {}
+        join_keys: dict[str, str] = {}
+        for proj in self.service.feature_view_projections:
+            for f in proj.features:
+                if f.name in self.short_to_full:
+                    raise FeatureConfigError(
+                        f"feature service '{feature_service}': feature name '{f.name}' is used by "
+                        "two views; short names must be unique"
+                    )
+                self.short_to_full[f.name] = f"{proj.name_to_use()}__{f.name}"
+                if proj.name not in odfvs:
+                    self.batch_features.append(f.name)
+            if proj.name in odfvs:
+                for src in odfvs[proj.name].source_request_sources.values():
+                    for field in src.schema:
+                        self.request_fields[field.name] = TensorSpec(field.name, _v2(field.dtype))
+            else:
+                fv = store.get_feature_view(proj.name)
+                for col in fv.entity_columns:
+                    join_keys[col.name] = _v2(col.dtype)
+        if len(join_keys) != 1:
+            raise FeatureConfigError(
+                f"feature service '{feature_service}': expected one entity join key, got {join_keys}"
+            )
+        (self.join_key, key_type), = join_keys.items()
+        self.entity_spec = TensorSpec(self.join_key, key_type)
+        full_to_short = {v: k for k, v in self.short_to_full.items()}
+        unknown = [f.name for f in model_features if f.name not in full_to_short]
+        if unknown:
+            raise FeatureConfigError(
+                f"the model needs {unknown}, which feature service '{feature_service}' does not "
+                f"provide (it has {sorted(full_to_short)})"
+            )
+        self.model_features = model_features
+        self._model_short = [full_to_short[f.name] for f in model_features]
+        self.stale_after_s = stale_after_s
+        provider = store._get_provider()
+        self.use_async = bool(provider.async_supported.online.read)
+        log.info(
+            "feature service %s: %d features (%d batch), request fields %s, async reads %s",
+            feature_service, len(self.short_to_full), len(self.batch_features),
+            list(self.request_fields), self.use_async,
+        )
+
+    @property
+    def input_specs(self) -> list[TensorSpec]:
+        """What a request must carry: the entity key, then the request fields."""
+        return [self.entity_spec, *self.request_fields.values()]
+
+    async def read(self, columns: dict[str, np.ndarray]) -> tuple[FeatureBatch, dict[str, list]]:
+        """Features for the entities in ``columns`` (the entity key and request fields).
+
+        Returns the model-ordered batch and every feature of the service by full name
+        (for ``return_features``).
+        """
+        rows = {name: columns[name].tolist() for name in (s.name for s in self.input_specs)}
+        try:
+            if self.use_async:
+                response = await self.store.get_online_features_async(
+                    features=self.service, entity_rows=rows, full_feature_names=False
+                )
+            else:
+                response = await asyncio.to_thread(
+                    self.store.get_online_features,
+                    features=self.service,
+                    entity_rows=rows,
+                    full_feature_names=False,
+                )
+        except Exception as e:
+            from transformer.errors import FeatureStoreUnavailable
+
+            log.exception("online feature read failed")
+            raise FeatureStoreUnavailable(f"online feature store read failed: {e}") from e
+        return self._assemble(response, len(rows[self.join_key]))
+
+    def _assemble(self, response: Any, n: int) -> tuple[FeatureBatch, dict[str, list]]:
+        proto = response.proto
+        index = {name: i for i, name in enumerate(proto.metadata.feature_names.val)}
+        values = response.to_dict()
+        missing = np.zeros(n, dtype=bool)
+        feature_ts = np.zeros(n, dtype=np.int64)
+        for short in self.batch_features:
+            res = proto.results[index[short]]
+            missing |= np.fromiter((s != PRESENT for s in res.statuses), bool, n)
+            ts = np.fromiter((t.seconds for t in res.event_timestamps), np.int64, n)
+            feature_ts = np.maximum(feature_ts, ts)
+        matrix = np.empty((n, len(self._model_short)), dtype=np.float64)
+        for j, short in enumerate(self._model_short):
+            col = values[short]
+            matrix[:, j] = [np.nan if v is None else v for v in col]
+        missing |= np.isnan(matrix).any(axis=1)
+        stale = ~missing & (time.time() - feature_ts > self.stale_after_s)
+        feature_ts[missing] = 0
+        by_full = {self.short_to_full[s]: values[s] for s in self.short_to_full}
+        batch = FeatureBatch(
+            [f.name for f in self.model_features], matrix, missing, stale, feature_ts
+        )
+        return batch, by_full
+
+    async def refresh_forever(self, every_s: float) -> None:
+        """Refresh the registry off the event loop; logs and keeps going on failure."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await asyncio.to_thread(self.store.refresh_registry)
+            except Exception:
+                log.exception("registry refresh failed; keeping the cached registry")
+
+
+def _v2(dtype: Any) -> str:
+    kind = getattr(dtype, "name", str(dtype)).upper()
+    if kind not in FEAST_TO_V2:
+        raise FeatureConfigError(f"Feast type {dtype} has no v2 tensor type")
+    return FEAST_TO_V2[kind]

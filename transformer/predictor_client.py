@@ -1,0 +1,223 @@
+"""Async clients for the predictor: v2 REST (keep-alive pool) and v2 gRPC.
+
+Both send the feature columns the model's metadata asks for and return the probabilities and
+the model version; both map failures to ``UpstreamError`` subclasses (503 / 504 / 502).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+import orjson
+
+from predictor.artifact import FeatureSpec
+from transformer.errors import PredictorRejected, PredictorTimeout, PredictorUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    scores: np.ndarray
+    model_version: str
+
+
+class PredictorClient(Protocol):
+    async def infer(self, features: list[FeatureSpec], matrix: np.ndarray) -> Prediction: ...
+    async def close(self) -> None: ...
+
+
+def _column(spec: FeatureSpec, values: np.ndarray) -> list[Any]:
+    if spec.datatype in ("INT64", "INT32"):
+        return values.astype(np.int64).tolist()
+    if spec.datatype == "BOOL":
+        return values.astype(bool).tolist()
+    return values.tolist()
+
+
+def v2_body(features: list[FeatureSpec], matrix: np.ndarray) -> dict[str, Any]:
+    n = matrix.shape[0]
+    return {
+        "inputs": [
+            {"name": f.name, "datatype": f.datatype, "shape": [n], "data": _column(f, matrix[:, j])}
+            for j, f in enumerate(features)
+        ]
+    }
+
+
+def parse_v2_response(body: dict[str, Any], n: int) -> Prediction:
+    outputs = {o.get("name"): o for o in body.get("outputs", [])}
+    try:
+        scores = np.asarray(outputs["probability"]["data"], dtype=np.float64)
+        versions = outputs["model_version"]["data"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise PredictorRejected(f"predictor response lacks probability/model_version: {e}") from e
+    if scores.shape != (n,):
+        raise PredictorRejected(f"predictor returned {scores.shape} scores for {n} rows")
+    return Prediction(scores, str(versions[0]) if versions else "")
+
+
+class RestPredictorClient:
+    def __init__(self, host: str, model_name: str, timeout_s: float, use_ssl: bool = False):
+        scheme = "https" if use_ssl else "http"
+        self.url = f"{scheme}://{host}/v2/models/{model_name}/infer"
+        self.metadata_url = f"{scheme}://{host}/v2/models/{model_name}"
+        self.timeout_s = timeout_s
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            headers={"content-type": "application/json"},
+        )
+
+    async def infer(self, features: list[FeatureSpec], matrix: np.ndarray) -> Prediction:
+        content = orjson.dumps(v2_body(features, matrix))
+        try:
+            r = await self._client.post(self.url, content=content)
+        except httpx.TimeoutException as e:
+            raise PredictorTimeout(f"predictor did not answer within {self.timeout_s}s") from e
+        except httpx.TransportError as e:
+            raise PredictorUnavailable(f"cannot reach the predictor at {self.url}: {e}") from e
+        if r.status_code != 200:
+            raise PredictorRejected(
+                f"predictor answered {r.status_code}: {r.text[:300]}"
+            )
+        return parse_v2_response(orjson.loads(r.content), matrix.shape[0])
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class GrpcPredictorClient:
+    def __init__(self, host: str, model_name: str, timeout_s: float, use_ssl: bool = False):
+        import grpc
+        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+        from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+        self._pb = pb
+        self._grpc = grpc
+        self.host, self.model_name, self.timeout_s = host, model_name, timeout_s
+        self._channel = (
+            grpc.aio.secure_channel(host, grpc.ssl_channel_credentials())
+            if use_ssl
+            else grpc.aio.insecure_channel(host)
+        )
+        self._stub = GRPCInferenceServiceStub(self._channel)
+
+    def _request(self, features: list[FeatureSpec], matrix: np.ndarray) -> Any:
+        pb = self._pb
+        n = matrix.shape[0]
+        inputs = []
+        for j, f in enumerate(features):
+            contents = pb.InferTensorContents()
+            col = _column(f, matrix[:, j])
+            if f.datatype in ("INT64", "INT32"):
+                contents.int64_contents.extend(col)
+            elif f.datatype == "BOOL":
+                contents.bool_contents.extend(col)
+            elif f.datatype == "FP32":
+                contents.fp32_contents.extend(col)
+            else:
+                contents.fp64_contents.extend(col)
+            inputs.append(
+                pb.ModelInferRequest.InferInputTensor(
+                    name=f.name, datatype=f.datatype, shape=[n], contents=contents
+                )
+            )
+        return pb.ModelInferRequest(model_name=self.model_name, inputs=inputs)
+
+    async def infer(self, features: list[FeatureSpec], matrix: np.ndarray) -> Prediction:
+        grpc = self._grpc
+        try:
+            resp = await self._stub.ModelInfer(
+                self._request(features, matrix), timeout=self.timeout_s
+            )
+        except grpc.aio.AioRpcError as e:
+            code = e.code()
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise PredictorTimeout(f"predictor did not answer within {self.timeout_s}s") from e
+            if code == grpc.StatusCode.UNAVAILABLE:
+                raise PredictorUnavailable(f"cannot reach the predictor at {self.host}: {e.details()}") from e
+            raise PredictorRejected(f"predictor answered {code.name}: {e.details()}") from e
+        from kserve.protocol.infer_type import InferResponse
+
+        parsed = InferResponse.from_grpc(resp)
+        outs = {o.name: o for o in parsed.outputs}
+        try:
+            scores = np.asarray(outs["probability"].as_numpy(), dtype=np.float64).reshape(-1)
+            versions = outs["model_version"].data
+        except KeyError as e:
+            raise PredictorRejected(f"predictor response lacks {e}") from e
+        if scores.shape[0] != matrix.shape[0]:
+            raise PredictorRejected(f"predictor returned {scores.shape[0]} scores for {matrix.shape[0]} rows")
+        version = versions[0] if versions else ""
+        return Prediction(scores, version.decode() if isinstance(version, bytes) else str(version))
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def fetch_model_features(
+    host: str, model_name: str, protocol: str, wait_s: float, use_ssl: bool = False
+) -> list[FeatureSpec]:
+    """The model's inputs, in order, from its v2 metadata; retries until ``wait_s`` passes.
+
+    Runs once at start-up, before the event loop serves requests.
+    """
+    deadline = time.monotonic() + wait_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            inputs = (
+                _grpc_metadata(host, model_name, use_ssl)
+                if protocol == "grpc-v2"
+                else _rest_metadata(host, model_name, use_ssl)
+            )
+            return [FeatureSpec(name=i["name"], datatype=i["datatype"]) for i in inputs]
+        except Exception as e:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"no model metadata from predictor {host} ({protocol}) after {attempt} "
+                    f"attempts in {wait_s:.0f}s: {e}"
+                ) from e
+            log.info("waiting for predictor %s metadata (%s)", host, e)
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+
+
+def _rest_metadata(host: str, model_name: str, use_ssl: bool) -> list[dict[str, Any]]:
+    scheme = "https" if use_ssl else "http"
+    r = httpx.get(f"{scheme}://{host}/v2/models/{model_name}", timeout=5.0)
+    r.raise_for_status()
+    return list(r.json()["inputs"])
+
+
+def _grpc_metadata(host: str, model_name: str, use_ssl: bool) -> list[dict[str, Any]]:
+    import grpc
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+    channel = (
+        grpc.secure_channel(host, grpc.ssl_channel_credentials())
+        if use_ssl
+        else grpc.insecure_channel(host)
+    )
+    with channel:
+        meta = GRPCInferenceServiceStub(channel).ModelMetadata(
+            pb.ModelMetadataRequest(name=model_name), timeout=5.0
+        )
+    return [{"name": t.name, "datatype": t.datatype} for t in meta.inputs]
+
+
+def make_client(
+    protocol: str, host: str, model_name: str, timeout_s: float, use_ssl: bool
+) -> PredictorClient:
+    if protocol == "grpc-v2":
+        return GrpcPredictorClient(host, model_name, timeout_s, use_ssl)
+    return RestPredictorClient(host, model_name, timeout_s, use_ssl)
+
+

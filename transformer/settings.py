@@ -1,0 +1,55 @@
+"""Transformer settings: one object, built once in ``__main__`` and passed down.
+
+Every field is a flag (``--field_name``) and an environment variable (``TRANSFORMER_FIELD``).
+KServe injects ``--model_name``, ``--predictor_host`` and ``--http_port`` into transformer
+containers; ``--protocol`` is accepted as KServe's older spelling of ``--predictor_protocol``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TransformerSettings(BaseSettings):
+    """Feast-backed KServe transformer: v1/v2 in, features + model + rules, decision out."""
+
+    model_config = SettingsConfigDict(env_prefix="TRANSFORMER_", extra="forbid")
+
+    model_name: str = Field("click-model", description="Model name served and forwarded")
+    predictor_host: str = Field("127.0.0.1:8085", description="host:port of the predictor")
+    predictor_protocol: Literal["v2", "grpc-v2"] = Field(
+        "v2",
+        description="v2 REST or v2 gRPC to the predictor",
+        json_schema_extra={"cli_aliases": ["--protocol"]},
+    )
+    predictor_use_ssl: bool = Field(False, description="https / TLS to the predictor")
+    predictor_timeout_s: float = Field(
+        2.0, gt=0, description="Timeout of one predictor call; past it the request gets 504"
+    )
+    predictor_wait_s: float = Field(
+        60.0, ge=0, description="At start-up, how long to wait for the predictor's metadata"
+    )
+    http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (v1 + v2 REST, /metrics)")
+    grpc_port: int = Field(8081, ge=1, le=65535, description="v2 gRPC port")
+    enable_grpc: bool = Field(True, description="Serve v2 gRPC")
+    grpc_threads: int = Field(4, ge=1, description="gRPC server threads")
+    feast_repo_path: Path = Field(Path("feature_repo"), description="Feast feature repo folder")
+    feast_fs_yaml: Path | None = Field(
+        None,
+        description="feature_store.yaml to use instead of the repo's (also read from "
+        "FEAST_FS_YAML_FILE_PATH)",
+    )
+    feature_service: str = Field("click_model_v1", description="Feast FeatureService to read")
+    registry_refresh_s: float = Field(
+        60.0, ge=0, description="Refresh the Feast registry in the background this often (0: never)"
+    )
+    max_batch_size: int = Field(1000, ge=1, description="Largest number of users in one request")
+    rules_file: Path | None = Field(None, description="YAML business rules (default rules if unset)")
+    enable_latency_logging: bool = Field(
+        False, description="Log pre/predict/post latency per request"
+    )
+    log_level: str = Field("INFO", description="Python log level")
