@@ -15,11 +15,22 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    RequestSource,
+    ValueType,
+)
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float32, Float64, Int64, String
 
-user = Entity(name="user", join_keys=["user_id"], description="A site user")
+user = Entity(
+    name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A site user"
+)
 
 user_data_source = FileSource(
     name="user_data_source",

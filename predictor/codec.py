@@ -46,6 +46,8 @@ def _as_column(name: str, values: Any, spec: TensorSpec) -> np.ndarray:
             arr = np.asarray(values)
         except (ValueError, TypeError) as e:  # ragged nesting
             raise InvalidInput(f"input '{name}': data is not a regular array: {e}") from None
+    if arr.size == 0:
+        return np.empty(0, dtype=_NP[spec.kind])
     if arr.dtype.kind not in _ACCEPTS[spec.kind]:
         got = {"U": "text", "S": "bytes", "O": "null or mixed"}.get(arr.dtype.kind, str(arr.dtype))
         raise InvalidInput(

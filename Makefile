@@ -1,0 +1,65 @@
+# The one interface: `make help` lists the targets. CI calls these targets too.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ONLINE_STORE ?= sqlite
+FRAMEWORK ?= sklearn
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the project with its dev tools
+
+.PHONY: data
+data: $(STAMP) ## Generate synthetic data, feast apply and materialize (sqlite)
+	$(PY) -c "from devtools.stack import FeatureEnv, prepare_features, ROOT; prepare_features(FeatureEnv(ROOT / 'feature_repo'), force=True)"
+
+.PHONY: train
+train: $(STAMP) ## Train both frameworks into models/sklearn and models/xgboost
+	@test -f feature_repo/data/user_data.parquet || $(MAKE) data
+	$(PY) -m predictor.train --framework sklearn --output models/sklearn
+	$(PY) -m predictor.train --framework xgboost --output models/xgboost
+
+.PHONY: run
+run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost)
+	$(PY) -m devtools.stack --online-store $(ONLINE_STORE) --framework $(FRAMEWORK)
+
+.PHONY: test
+test: $(STAMP) ## Unit, integration and local e2e tests (everything but the kind cluster)
+	$(PY) -m pytest -m "not cluster" $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Unit tests only (seconds)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: $(STAMP) ## Integration tests: real redis-server, Feast and model servers
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: e2e-local
+e2e-local: $(STAMP) ## The e2e suite against a local stack it starts (or E2E_BASE_URL)
+	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff
+	$(PY) -m ruff check .
+
+.PHONY: clean
+clean: ## Remove generated data, models and caches (keeps .venv)
+	rm -rf feature_repo/data models .pytest_cache .ruff_cache
+
+-include mk/*.mk
