@@ -126,32 +126,64 @@ def wait_ready(server: Server, timeout_s: float = 90.0) -> None:
     raise RuntimeError(f"{server.name} not ready after {timeout_s}s:\n{server.log_tail()}")
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path | None, http_port: int) -> Server:
+def _spawn(
+    name: str, args: list[str], env: dict[str, str], log_dir: Path | None, http_port: int
+) -> Server:
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     log_path = None
     if log_dir is not None:
         log_path = log_dir / f"{name}.log"
         with open(log_path, "wb") as out:  # the child keeps its own descriptor
-            proc = subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            )
     else:
         proc = subprocess.Popen(args, cwd=ROOT, env=full_env)
     return Server(name, proc, f"http://127.0.0.1:{http_port}", log_path)
 
 
-def start_predictor(model_dir: Path, ports: Ports, log_dir: Path | None = None, extra: list[str] = ()) -> Server:
-    args = [PY, "-m", "predictor", "--model_dir", str(model_dir),
-            "--http_port", str(ports.predictor_http), "--grpc_port", str(ports.predictor_grpc), *extra]
+def start_predictor(
+    model_dir: Path, ports: Ports, log_dir: Path | None = None, extra: list[str] = ()
+) -> Server:
+    args = [
+        PY,
+        "-m",
+        "predictor",
+        "--model_dir",
+        str(model_dir),
+        "--http_port",
+        str(ports.predictor_http),
+        "--grpc_port",
+        str(ports.predictor_grpc),
+        *extra,
+    ]
     return _spawn("predictor", args, {}, log_dir, ports.predictor_http)
 
 
 def start_transformer(
-    fenv: FeatureEnv, ports: Ports, protocol: str = "v2", log_dir: Path | None = None,
+    fenv: FeatureEnv,
+    ports: Ports,
+    protocol: str = "v2",
+    log_dir: Path | None = None,
     extra: list[str] = (),
 ) -> Server:
     host = f"127.0.0.1:{ports.predictor_grpc if protocol == 'grpc-v2' else ports.predictor_http}"
-    args = [PY, "-m", "transformer", "--predictor_host", host, "--predictor_protocol", protocol,
-            "--feast_repo_path", str(fenv.repo), "--http_port", str(ports.transformer_http),
-            "--grpc_port", str(ports.transformer_grpc), *extra]
+    args = [
+        PY,
+        "-m",
+        "transformer",
+        "--predictor_host",
+        host,
+        "--predictor_protocol",
+        protocol,
+        "--feast_repo_path",
+        str(fenv.repo),
+        "--http_port",
+        str(ports.transformer_http),
+        "--grpc_port",
+        str(ports.transformer_grpc),
+        *extra,
+    ]
     return _spawn(f"transformer-{protocol}", args, fenv.env, log_dir, ports.transformer_http)
 
 
@@ -187,9 +219,21 @@ def redis_server(port: int | None = None) -> Iterator[Redis]:
     port = port or free_port()
     tmp = Path(tempfile.mkdtemp(prefix="redis-"))
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 10
@@ -213,7 +257,8 @@ def example_request() -> str:
     return (
         "curl -s -H 'content-type: application/json' "
         "http://127.0.0.1:8080/v2/models/click-model/infer \\\n  -d '"
-        + json.dumps(json.loads(body), separators=(",", ":")) + "'"
+        + json.dumps(json.loads(body), separators=(",", ":"))
+        + "'"
     )
 
 
@@ -243,8 +288,10 @@ def run(a: RunArgs) -> int:
             servers.append(tr)
             wait_ready(tr)
             print("\n" + "=" * 72, flush=True)
-            print("Stack is up: transformer http://127.0.0.1:8080 (gRPC 8081), "
-                  "predictor http://127.0.0.1:8085 (gRPC 8086)")
+            print(
+                "Stack is up: transformer http://127.0.0.1:8080 (gRPC 8081), "
+                "predictor http://127.0.0.1:8085 (gRPC 8086)"
+            )
             print(f"Online store: {a.online_store}. Try (user 42):\n")
             print(example_request())
             print("\nCtrl-C stops both servers.\n" + "=" * 72, flush=True)
@@ -278,18 +325,30 @@ def _port_free(port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m devtools.stack", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--online-store", choices=["sqlite", "redis"], default="sqlite",
-                   help="redis: uses REDIS_CONNECTION_STRING, or starts a local redis-server")
+    p = argparse.ArgumentParser(
+        prog="python -m devtools.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--online-store",
+        choices=["sqlite", "redis"],
+        default="sqlite",
+        help="redis: uses REDIS_CONNECTION_STRING, or starts a local redis-server",
+    )
     p.add_argument("--framework", choices=["sklearn", "xgboost"], default="sklearn")
     p.add_argument("--model-dir", type=Path, help="default models/<framework>")
     p.add_argument("--predictor-protocol", choices=["v2", "grpc-v2"], default="v2")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return run(RunArgs(model_dir=a.model_dir or ROOT / "models" / a.framework,
-                       framework=a.framework, online_store=a.online_store,
-                       protocol=a.predictor_protocol))
+    return run(
+        RunArgs(
+            model_dir=a.model_dir or ROOT / "models" / a.framework,
+            framework=a.framework,
+            online_store=a.online_store,
+            protocol=a.predictor_protocol,
+        )
+    )
 
 
 if __name__ == "__main__":

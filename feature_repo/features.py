@@ -49,7 +49,9 @@ user_data = FeatureView(
     # come back as OUTSIDE_MAX_AGE and the transformer's stale rule applies.
     ttl=timedelta(days=90),
     schema=[
-        Field(name="click_through_rate", dtype=Float32, description="Clicks / impressions, 30 days"),
+        Field(
+            name="click_through_rate", dtype=Float32, description="Clicks / impressions, 30 days"
+        ),
         Field(name="number_of_clicks", dtype=Int64, description="Clicks, 30 days"),
         Field(name="average_page_duration", dtype=Float32, description="Seconds per page view"),
         Field(name="sessions_last_7d", dtype=Int64, description="Sessions in the last 7 days"),
@@ -81,7 +83,11 @@ request_context = RequestSource(
 )
 def user_request_features(inputs: dict[str, Any]) -> dict[str, Any]:
     """Request-time features. Missing batch features (unknown users) yield None."""
-    out: dict[str, list[Any]] = {"engagement_ratio": [], "is_peak_hour": [], "clicks_per_session": []}
+    out: dict[str, list[Any]] = {
+        "engagement_ratio": [],
+        "is_peak_hour": [],
+        "clicks_per_session": [],
+    }
     for dur, avg, hour, clicks, sessions in zip(
         inputs["session_duration_s"],
         inputs["average_page_duration"],

@@ -10,7 +10,9 @@ from predictor.settings import PredictorSettings
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(PredictorSettings, argv, "python -m predictor")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from predictor.server import serve
 

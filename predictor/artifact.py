@@ -44,7 +44,9 @@ class ModelMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     framework: Literal["sklearn", "xgboost"]
-    version: str = Field(description="Derived from the model file's bytes: <framework>-<sha256[:12]>")
+    version: str = Field(
+        description="Derived from the model file's bytes: <framework>-<sha256[:12]>"
+    )
     model_file: str
     feature_service: str
     label: str
@@ -117,7 +119,9 @@ def load_model(model_dir: Path | str) -> LoadedModel:
     meta = read_metadata(model_dir)
     model_path = model_dir / meta.model_file
     if not model_path.is_file():
-        raise ArtifactError(f"{model_dir / METADATA_FILE}: model_file {meta.model_file!r} not found")
+        raise ArtifactError(
+            f"{model_dir / METADATA_FILE}: model_file {meta.model_file!r} not found"
+        )
     data = model_path.read_bytes()
     if content_version(meta.framework, data) != meta.version:
         raise ArtifactError(

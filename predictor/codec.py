@@ -50,9 +50,7 @@ def _as_column(name: str, values: Any, spec: TensorSpec) -> np.ndarray:
         return np.empty(0, dtype=_NP[spec.kind])
     if arr.dtype.kind not in _ACCEPTS[spec.kind]:
         got = {"U": "text", "S": "bytes", "O": "null or mixed"}.get(arr.dtype.kind, str(arr.dtype))
-        raise InvalidInput(
-            f"input '{name}': expected {spec.datatype} numbers, got {got} values"
-        )
+        raise InvalidInput(f"input '{name}': expected {spec.datatype} numbers, got {got} values")
     return arr.reshape(-1).astype(_NP[spec.kind], copy=False)
 
 
@@ -186,9 +184,7 @@ def _is_scalar_number(v: Any) -> bool:
 
 def get_param(request: InferRequest | Mapping[str, Any], name: str, default: Any) -> Any:
     """A request parameter from a v2 REST or gRPC request (or a v1 "parameters" object)."""
-    params = (
-        request.get("parameters") if isinstance(request, Mapping) else request.parameters
-    )
+    params = request.get("parameters") if isinstance(request, Mapping) else request.parameters
     if not params:
         return default
     if not (isinstance(params, Mapping) or hasattr(params, "WhichOneof") or hasattr(params, "get")):

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 JSON_TYPES = ("application/json", "application/cloudevents+json")
 BINARY_HEADER = b"inference-header-content-length"
+
+
+def json_error(status: int, message: str) -> Response:
+    """The one error shape: ``{"error": message}``."""
+    return Response(orjson.dumps({"error": message}), status, media_type="application/json")
 
 
 def _describe(errors: list[dict[str, Any]]) -> str:
@@ -28,9 +34,9 @@ def _describe(errors: list[dict[str, Any]]) -> str:
     return "; ".join(parts) or "request body is not valid"
 
 
-async def _validation_error(_: Request, exc: Exception) -> ORJSONResponse:
+async def _validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return ORJSONResponse({"error": _describe(list(exc.errors()))}, status_code=400)
+    return json_error(400, _describe(list(exc.errors())))
 
 
 class RequireJsonMiddleware:
@@ -43,10 +49,13 @@ class RequireJsonMiddleware:
         if scope["type"] == "http" and scope["method"] == "POST" and _is_inference(scope["path"]):
             headers = dict(scope["headers"])
             ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
-            if ctype not in JSON_TYPES and BINARY_HEADER not in headers and not _is_cloudevent(headers):
-                response = ORJSONResponse(
-                    {"error": f"content-type must be application/json, got '{ctype or 'none'}'"},
-                    status_code=415,
+            if (
+                ctype not in JSON_TYPES
+                and BINARY_HEADER not in headers
+                and not _is_cloudevent(headers)
+            ):
+                response = json_error(
+                    415, f"content-type must be application/json, got '{ctype or 'none'}'"
                 )
                 await response(scope, receive, send)
                 return

@@ -6,7 +6,6 @@ import kserve
 from kserve.model_server import app
 
 from predictor import rest
-
 from predictor.model import ClickModel
 from predictor.settings import PredictorSettings
 

@@ -31,7 +31,13 @@ from predictor.transforms import signed_log1p
 
 log = logging.getLogger("predictor.train")
 
-FEAST_TO_V2 = {"FLOAT32": "FP32", "FLOAT64": "FP64", "INT64": "INT64", "INT32": "INT32", "BOOL": "BOOL"}
+FEAST_TO_V2 = {
+    "FLOAT32": "FP32",
+    "FLOAT64": "FP64",
+    "INT64": "INT64",
+    "INT32": "INT32",
+    "BOOL": "BOOL",
+}
 
 
 class Progress:
@@ -48,7 +54,11 @@ class Progress:
         yield
         log.info(
             "[%d/%d] %s done in %.1fs (total %.1fs)",
-            self.n, self.total, what, time.perf_counter() - t, time.perf_counter() - self.t0,
+            self.n,
+            self.total,
+            what,
+            time.perf_counter() - t,
+            time.perf_counter() - self.t0,
         )
 
 
@@ -86,7 +96,9 @@ def build_training_set(repo: Path, feature_service: str, label: str) -> Training
     frame = frame.dropna(subset=names).sort_values("event_timestamp", ignore_index=True)
     log.info(
         "training set: %d of %d events have features as of their timestamp (%d dropped)",
-        len(frame), len(events), len(events) - len(frame),
+        len(frame),
+        len(events),
+        len(events) - len(frame),
     )
     if before == 0 or frame.empty:
         raise SystemExit("no training rows: run `feast apply` and generate data first")
@@ -113,8 +125,14 @@ def fit(framework: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Any, b
     import xgboost as xgb
 
     model = xgb.XGBClassifier(
-        n_estimators=300, max_depth=4, learning_rate=0.05, subsample=0.9,
-        colsample_bytree=0.9, random_state=seed, n_jobs=2, eval_metric="logloss",
+        n_estimators=300,
+        max_depth=4,
+        learning_rate=0.05,
+        subsample=0.9,
+        colsample_bytree=0.9,
+        random_state=seed,
+        n_jobs=2,
+        eval_metric="logloss",
     )
     model.fit(x, y, verbose=False)
     raw = model.get_booster().save_raw(raw_format="ubj")
@@ -157,8 +175,13 @@ def plot_roc(path: Path, y: np.ndarray, p: np.ndarray, title: str) -> None:
 
 
 def train(
-    repo: Path, output: Path, framework: str, feature_service: str, label: str,
-    holdout: float, seed: int,
+    repo: Path,
+    output: Path,
+    framework: str,
+    feature_service: str,
+    label: str,
+    holdout: float,
+    seed: int,
 ) -> ModelMetadata:
     progress = Progress(5)
     with progress.step("building the point-in-time training set"):
@@ -171,16 +194,24 @@ def train(
     y_train = train_df[label].to_numpy(np.int64)
     x_test = test_df[names].to_numpy(np.float64)
     y_test = test_df[label].to_numpy(np.int64)
-    log.info("time split: %d train rows, %d hold-out rows (from %s)",
-             len(train_df), len(test_df), test_df["event_timestamp"].iloc[0])
+    log.info(
+        "time split: %d train rows, %d hold-out rows (from %s)",
+        len(train_df),
+        len(test_df),
+        test_df["event_timestamp"].iloc[0],
+    )
     with progress.step(f"training {framework}"):
         model, blob = fit(framework, x_train, y_train, seed)
     with progress.step("evaluating on the hold-out"):
         metrics, p = evaluate(model, x_test, y_test)
         train_metrics, _ = evaluate(model, x_train, y_train)
         metrics["train_auc"] = train_metrics["auc"]
-        log.info("hold-out AUC %.4f, log loss %.4f (train AUC %.4f)",
-                 metrics["auc"], metrics["log_loss"], metrics["train_auc"])
+        log.info(
+            "hold-out AUC %.4f, log loss %.4f (train AUC %.4f)",
+            metrics["auc"],
+            metrics["log_loss"],
+            metrics["train_auc"],
+        )
     with progress.step(f"writing {output}"):
         meta = write_model_dir(
             output,
@@ -192,7 +223,8 @@ def train(
                 "features": ts.features,
                 "training_window": _window(train_df),
                 "holdout_window": _window(test_df),
-                "metrics": metrics | {"n_train": float(len(train_df)), "n_holdout": float(len(test_df))},
+                "metrics": metrics
+                | {"n_train": float(len(train_df)), "n_holdout": float(len(test_df))},
                 "created_at": datetime.now(UTC),
             },
         )
@@ -203,13 +235,18 @@ def train(
 
 
 def _window(df: pd.DataFrame) -> dict[str, Any]:
-    return {"start": df["event_timestamp"].min().to_pydatetime(),
-            "end": df["event_timestamp"].max().to_pydatetime()}
+    return {
+        "start": df["event_timestamp"].min().to_pydatetime(),
+        "end": df["event_timestamp"].max().to_pydatetime(),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m predictor.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m predictor.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--repo", type=Path, default=Path("feature_repo"), help="Feast feature repo")
     p.add_argument("--framework", choices=["sklearn", "xgboost"], default="sklearn")
     p.add_argument("--output", type=Path, help="model directory (default models/<framework>)")
@@ -221,8 +258,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if not 0.0 < a.holdout < 1.0:
         p.error("--holdout must be between 0 and 1")
-    train(a.repo, a.output or Path("models") / a.framework, a.framework, a.feature_service,
-          a.label, a.holdout, a.seed)
+    train(
+        a.repo,
+        a.output or Path("models") / a.framework,
+        a.framework,
+        a.feature_service,
+        a.label,
+        a.holdout,
+        a.seed,
+    )
 
 
 if __name__ == "__main__":

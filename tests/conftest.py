@@ -74,15 +74,17 @@ def local_stack(redis_features, model_dir, tmp_path_factory) -> Iterator[Stack]:
     """Predictor + a REST-forwarding and a gRPC-forwarding transformer, Feast on Redis."""
     logs = tmp_path_factory.mktemp("logs")
     ports = stack.Ports.free()
-    grpc_ports = stack.Ports(ports.predictor_http, ports.predictor_grpc,
-                             stack.free_port(), stack.free_port())
+    grpc_ports = stack.Ports(
+        ports.predictor_http, ports.predictor_grpc, stack.free_port(), stack.free_port()
+    )
     pred = stack.start_predictor(model_dir, ports, logs)
     servers = [pred]
     try:
         stack.wait_ready(pred)
         tr = stack.start_transformer(redis_features, ports, "v2", logs, ["--max_batch_size", "500"])
-        tg = stack.start_transformer(redis_features, grpc_ports, "grpc-v2", logs,
-                                     ["--max_batch_size", "500"])
+        tg = stack.start_transformer(
+            redis_features, grpc_ports, "grpc-v2", logs, ["--max_batch_size", "500"]
+        )
         servers += [tr, tg]
         stack.wait_ready(tr)
         stack.wait_ready(tg)

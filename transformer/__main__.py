@@ -11,7 +11,9 @@ from transformer.settings import TransformerSettings
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(TransformerSettings, argv, "python -m transformer")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from transformer.features import FeatureConfigError
     from transformer.rules import RulesFileError

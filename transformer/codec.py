@@ -86,11 +86,10 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             InferOutput("feature_status", [n], "BYTES", answer.feature_status),
         ]
         outputs += [
-            InferOutput(name, [n], "FP64", _fp64(values)) for name, values in answer.features.items()
+            InferOutput(name, [n], "FP64", _fp64(values))
+            for name, values in answer.features.items()
         ]
-        return InferResponse(
-            response_id=d.request_id, model_name=model_name, infer_outputs=outputs
-        )
+        return InferResponse(response_id=d.request_id, model_name=model_name, infer_outputs=outputs)
     ids = d.columns[entity_key].tolist()
     predictions = []
     for i in range(d.n):

@@ -7,8 +7,10 @@ INTERNAL; REST gets the specific status from ``install``'s handler.
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from kserve.errors import ServerNotReady
+from starlette.responses import Response
+
+from predictor.rest import json_error
 
 
 class UpstreamError(ServerNotReady):
@@ -44,9 +46,9 @@ class FeatureStoreUnavailable(UpstreamError):
     status = 503
 
 
-async def _upstream(_: Request, exc: Exception) -> ORJSONResponse:
+async def _upstream(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, UpstreamError)
-    return ORJSONResponse({"error": exc.reason}, status_code=exc.status)
+    return json_error(exc.status, exc.reason)
 
 
 def install(app: FastAPI) -> None:

@@ -25,7 +25,13 @@ from predictor.codec import TensorSpec
 
 log = logging.getLogger(__name__)
 
-FEAST_TO_V2 = {"FLOAT32": "FP32", "FLOAT64": "FP64", "INT64": "INT64", "INT32": "INT32", "BOOL": "BOOL"}
+FEAST_TO_V2 = {
+    "FLOAT32": "FP32",
+    "FLOAT64": "FP64",
+    "INT64": "INT64",
+    "INT32": "INT32",
+    "BOOL": "BOOL",
+}
 PRESENT = 1  # feast FieldStatus.PRESENT
 
 
@@ -108,9 +114,10 @@ class FeatureReader:
                     join_keys[col.name] = _v2(col.dtype)
         if len(join_keys) != 1:
             raise FeatureConfigError(
-                f"feature service '{feature_service}': expected one entity join key, got {join_keys}"
+                f"feature service '{feature_service}': expected one entity join key, "
+                f"got {join_keys}"
             )
-        (self.join_key, key_type), = join_keys.items()
+        ((self.join_key, key_type),) = join_keys.items()
         self.entity_spec = TensorSpec(self.join_key, key_type)
         full_to_short = {v: k for k, v in self.short_to_full.items()}
         unknown = [f.name for f in model_features if f.name not in full_to_short]
@@ -126,8 +133,11 @@ class FeatureReader:
         self.use_async = bool(provider.async_supported.online.read)
         log.info(
             "feature service %s: %d features (%d batch), request fields %s, async reads %s",
-            feature_service, len(self.short_to_full), len(self.batch_features),
-            list(self.request_fields), self.use_async,
+            feature_service,
+            len(self.short_to_full),
+            len(self.batch_features),
+            list(self.request_fields),
+            self.use_async,
         )
 
     @property

@@ -66,7 +66,9 @@ class FeastTransformer(Model):
         return self._client
 
     def get_input_types(self) -> list[dict[str, Any]]:
-        return [{"name": s.name, "datatype": s.datatype, "shape": [-1]} for s in self.reader.input_specs]
+        return [
+            {"name": s.name, "datatype": s.datatype, "shape": [-1]} for s in self.reader.input_specs
+        ]
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return OUTPUTS
@@ -74,7 +76,9 @@ class FeastTransformer(Model):
     def validate(self, payload: Any) -> Any:
         return payload
 
-    async def preprocess(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> Pending:
+    async def preprocess(
+        self, payload: dict | InferRequest, headers: dict[str, str] | None = None
+    ) -> Pending:
         decoded = decode(payload, self.reader.input_specs, self.max_batch_size)
         batch, values = await self.reader.read(decoded.columns)
         n = decoded.n
@@ -140,7 +144,8 @@ class FeastTransformer(Model):
         decisions = self.rules.decide(scored)
         result.score = np.where(is_default, self.rules.default_score, scored)
         result.decision = [
-            self.rules.default_decision if d else dec for d, dec in zip(is_default, decisions, strict=True)
+            self.rules.default_decision if d else dec
+            for d, dec in zip(is_default, decisions, strict=True)
         ]
         return encode(result, self.name, self.reader.join_key)
 

@@ -83,9 +83,7 @@ class RestPredictorClient:
         except httpx.TransportError as e:
             raise PredictorUnavailable(f"cannot reach the predictor at {self.url}: {e}") from e
         if r.status_code != 200:
-            raise PredictorRejected(
-                f"predictor answered {r.status_code}: {r.text[:300]}"
-            )
+            raise PredictorRejected(f"predictor answered {r.status_code}: {r.text[:300]}")
         return parse_v2_response(orjson.loads(r.content), matrix.shape[0])
 
     async def close(self) -> None:
@@ -141,7 +139,9 @@ class GrpcPredictorClient:
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise PredictorTimeout(f"predictor did not answer within {self.timeout_s}s") from e
             if code == grpc.StatusCode.UNAVAILABLE:
-                raise PredictorUnavailable(f"cannot reach the predictor at {self.host}: {e.details()}") from e
+                raise PredictorUnavailable(
+                    f"cannot reach the predictor at {self.host}: {e.details()}"
+                ) from e
             raise PredictorRejected(f"predictor answered {code.name}: {e.details()}") from e
         from kserve.protocol.infer_type import InferResponse
 
@@ -153,7 +153,9 @@ class GrpcPredictorClient:
         except KeyError as e:
             raise PredictorRejected(f"predictor response lacks {e}") from e
         if scores.shape[0] != matrix.shape[0]:
-            raise PredictorRejected(f"predictor returned {scores.shape[0]} scores for {matrix.shape[0]} rows")
+            raise PredictorRejected(
+                f"predictor returned {scores.shape[0]} scores for {matrix.shape[0]} rows"
+            )
         version = versions[0] if versions else ""
         return Prediction(scores, version.decode() if isinstance(version, bytes) else str(version))
 
@@ -219,5 +221,3 @@ def make_client(
     if protocol == "grpc-v2":
         return GrpcPredictorClient(host, model_name, timeout_s, use_ssl)
     return RestPredictorClient(host, model_name, timeout_s, use_ssl)
-
-

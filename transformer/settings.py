@@ -48,7 +48,9 @@ class TransformerSettings(BaseSettings):
         60.0, ge=0, description="Refresh the Feast registry in the background this often (0: never)"
     )
     max_batch_size: int = Field(1000, ge=1, description="Largest number of users in one request")
-    rules_file: Path | None = Field(None, description="YAML business rules (default rules if unset)")
+    rules_file: Path | None = Field(
+        None, description="YAML business rules (default rules if unset)"
+    )
     enable_latency_logging: bool = Field(
         False, description="Log pre/predict/post latency per request"
     )

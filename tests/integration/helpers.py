@@ -9,8 +9,12 @@ JSON = {"content-type": "application/json"}
 REQUEST_FIELDS = ("session_duration_s", "hour_of_day")
 
 
-def v2_body(ids: list[int], durations: list[float] | None = None, hours: list[int] | None = None,
-            **params: Any) -> dict[str, Any]:
+def v2_body(
+    ids: list[int],
+    durations: list[float] | None = None,
+    hours: list[int] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
     n = len(ids)
     durations = durations or [35.0] * n
     hours = hours or [20] * n
@@ -39,7 +43,9 @@ def online_features(features_env, ids, durations, hours) -> dict[str, list[Any]]
     os.environ.update(features_env.env)
     try:
         yaml = "feature_store.redis.yaml" if features_env.redis else "feature_store.yaml"
-        store = FeatureStore(repo_path=str(features_env.repo), fs_yaml_file=features_env.repo / yaml)
+        store = FeatureStore(
+            repo_path=str(features_env.repo), fs_yaml_file=features_env.repo / yaml
+        )
         svc = store.get_feature_service("click_model_v1")
         resp = store.get_online_features(
             features=svc,

@@ -29,28 +29,65 @@ def _set(body, name, **fields):
 CASES = [
     ("malformed json", dict(content=b'{"inputs": [', headers=JSON), 400, "JSON"),
     ("not json at all", dict(content=b"hello", headers=JSON), 400, "JSON"),
-    ("wrong content type", dict(content=b"{}", headers={"content-type": "text/plain"}), 415,
-     "content-type must be application/json"),
+    (
+        "wrong content type",
+        dict(content=b"{}", headers={"content-type": "text/plain"}),
+        415,
+        "content-type must be application/json",
+    ),
     ("no inputs", dict(json={"inputs": []}), 400, "no inputs"),
     ("inputs not a list", dict(json={"inputs": "x"}), 400, "inputs"),
-    ("missing input", dict(json=_drop(v2_body([1]), "hour_of_day")), 400, "missing inputs ['hour_of_day']"),
-    ("extra input", dict(json={"inputs": v2_body([1])["inputs"] + [
-        {"name": "zzz", "datatype": "FP64", "shape": [1], "data": [1.0]}]}), 400, "unexpected inputs ['zzz']"),
-    ("wrong datatype", dict(json=_set(v2_body([1]), "user_id", datatype="FP64", data=[1.5])), 400,
-     "datatype FP64 cannot be used as INT64"),
-    ("text for a number", dict(json=_set(v2_body([1]), "user_id", datatype="BYTES", data=["a"])), 400,
-     "user_id"),
+    (
+        "missing input",
+        dict(json=_drop(v2_body([1]), "hour_of_day")),
+        400,
+        "missing inputs ['hour_of_day']",
+    ),
+    (
+        "extra input",
+        dict(
+            json={
+                "inputs": v2_body([1])["inputs"]
+                + [{"name": "zzz", "datatype": "FP64", "shape": [1], "data": [1.0]}]
+            }
+        ),
+        400,
+        "unexpected inputs ['zzz']",
+    ),
+    (
+        "wrong datatype",
+        dict(json=_set(v2_body([1]), "user_id", datatype="FP64", data=[1.5])),
+        400,
+        "datatype FP64 cannot be used as INT64",
+    ),
+    (
+        "text for a number",
+        dict(json=_set(v2_body([1]), "user_id", datatype="BYTES", data=["a"])),
+        400,
+        "user_id",
+    ),
     ("shape mismatch", dict(json=_set(v2_body([1, 2]), "user_id", shape=[3])), 400, "says 3 rows"),
-    ("2-d shape", dict(json=_set(v2_body([1, 2]), "user_id", shape=[1, 2])), 400, "not [N] or [N, 1]"),
-    ("ragged rows", dict(json=_set(v2_body([1, 2]), "hour_of_day", shape=[1], data=[3])), 400,
-     "has 1 rows"),
+    (
+        "2-d shape",
+        dict(json=_set(v2_body([1, 2]), "user_id", shape=[1, 2])),
+        400,
+        "not [N] or [N, 1]",
+    ),
+    (
+        "ragged rows",
+        dict(json=_set(v2_body([1, 2]), "hour_of_day", shape=[1], data=[3])),
+        400,
+        "has 1 rows",
+    ),
     ("empty batch", dict(json=v2_body([])), 400, "batch is empty"),
     ("oversized batch", dict(json=v2_body(list(range(1, 502)))), 400, "exceeds the limit of 500"),
     ("bad parameter", dict(json=v2_body([1], return_features="yes")), 400, "return_features"),
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "status", "needle"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("kwargs", "status", "needle"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_transformer_rejects(local_stack, kwargs, status, needle):
     r = infer(local_stack.url, **kwargs)
     assert r.status_code == status, r.text
@@ -80,7 +117,9 @@ def test_unknown_user_gets_a_flagged_default(local_stack):
 
 def test_predictor_rejects_bad_features(local_stack):
     url = f"http://127.0.0.1:{local_stack.ports.predictor_http}/v2/models/{MODEL}/infer"
-    r = httpx.post(url, json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]})
+    r = httpx.post(
+        url, json={"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [1]}]}
+    )
     assert r.status_code == 400 and "missing inputs" in r.json()["error"]
     r = httpx.post(url, content=b"{", headers=JSON)
     assert r.status_code == 400 and "error" in r.json()

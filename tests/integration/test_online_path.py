@@ -11,7 +11,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 
 from devtools.stack import ROOT
 from predictor.artifact import read_metadata
-from tests.integration.helpers import JSON, online_features, outputs, v2_body
+from tests.integration.helpers import online_features, outputs, v2_body
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ def test_v1_example_request(local_stack):
 def test_parity_with_feast_and_with_the_predictor(local_stack, transformer_url):
     """The features the transformer used are what Feast returns, and its score is what the
     predictor gives for exactly those features."""
-    ids = list(range(1, 41)) + [10_000_001]
+    ids = [*range(1, 41), 10_000_001]
     durations = [5.0 + 3 * i for i in range(len(ids))]
     hours = [i % 24 for i in range(len(ids))]
     r = httpx.post(
@@ -71,11 +71,17 @@ def test_parity_with_feast_and_with_the_predictor(local_stack, transformer_url):
     n = len(ids) - 1
     direct = httpx.post(
         f"http://127.0.0.1:{local_stack.ports.predictor_http}/v2/models/{MODEL}/infer",
-        json={"inputs": [
-            {"name": f.name, "datatype": f.datatype, "shape": [n],
-             "data": [int(v) if f.datatype == "INT64" else v for v in out[f.name][:n]]}
-            for f in meta.features
-        ]},
+        json={
+            "inputs": [
+                {
+                    "name": f.name,
+                    "datatype": f.datatype,
+                    "shape": [n],
+                    "data": [int(v) if f.datatype == "INT64" else v for v in out[f.name][:n]],
+                }
+                for f in meta.features
+            ]
+        },
     )
     probs = outputs(direct)["probability"]
     assert out["score"][:n] == pytest.approx(probs, rel=1e-12)
@@ -88,24 +94,37 @@ def test_grpc_inference_on_the_transformer(local_stack):
             model_name=MODEL,
             inputs=[
                 pb.ModelInferRequest.InferInputTensor(
-                    name="user_id", datatype="INT64", shape=[2],
-                    contents=pb.InferTensorContents(int64_contents=[42, 43])),
+                    name="user_id",
+                    datatype="INT64",
+                    shape=[2],
+                    contents=pb.InferTensorContents(int64_contents=[42, 43]),
+                ),
                 pb.ModelInferRequest.InferInputTensor(
-                    name="session_duration_s", datatype="FP64", shape=[2],
-                    contents=pb.InferTensorContents(fp64_contents=[35.0, 10.0])),
+                    name="session_duration_s",
+                    datatype="FP64",
+                    shape=[2],
+                    contents=pb.InferTensorContents(fp64_contents=[35.0, 10.0]),
+                ),
                 pb.ModelInferRequest.InferInputTensor(
-                    name="hour_of_day", datatype="INT64", shape=[2],
-                    contents=pb.InferTensorContents(int64_contents=[20, 8])),
+                    name="hour_of_day",
+                    datatype="INT64",
+                    shape=[2],
+                    contents=pb.InferTensorContents(int64_contents=[20, 8]),
+                ),
             ],
         )
         resp = stub.ModelInfer(req, timeout=10)
         outs = {o.name: o for o in resp.outputs}
         assert len(outs["score"].contents.fp64_contents) == 2
-        assert [b.decode() for b in outs["prediction_source"].contents.bytes_contents] == ["model"] * 2
+        assert [b.decode() for b in outs["prediction_source"].contents.bytes_contents] == [
+            "model"
+        ] * 2
         meta = stub.ModelMetadata(pb.ModelMetadataRequest(name=MODEL), timeout=10)
         assert [t.name for t in meta.inputs] == ["user_id", "session_duration_s", "hour_of_day"]
         with pytest.raises(grpc.RpcError) as e:
-            stub.ModelInfer(pb.ModelInferRequest(model_name=MODEL, inputs=req.inputs[:1]), timeout=10)
+            stub.ModelInfer(
+                pb.ModelInferRequest(model_name=MODEL, inputs=req.inputs[:1]), timeout=10
+            )
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "missing inputs" in e.value.details()
 
@@ -117,9 +136,18 @@ def test_metadata_and_health(local_stack):
     assert httpx.get(f"{base}/v2/models/{MODEL}/ready").status_code == 200
     meta = httpx.get(f"{base}/v2/models/{MODEL}").json()
     assert [i["name"] for i in meta["inputs"]] == ["user_id", "session_duration_s", "hour_of_day"]
-    assert {o["name"] for o in meta["outputs"]} >= {"score", "decision", "model_version", "prediction_source"}
-    pmeta = httpx.get(f"http://127.0.0.1:{local_stack.ports.predictor_http}/v2/models/{MODEL}").json()
-    assert [i["name"] for i in pmeta["inputs"]] == read_metadata(local_stack.model_dir).feature_names
+    assert {o["name"] for o in meta["outputs"]} >= {
+        "score",
+        "decision",
+        "model_version",
+        "prediction_source",
+    }
+    pmeta = httpx.get(
+        f"http://127.0.0.1:{local_stack.ports.predictor_http}/v2/models/{MODEL}"
+    ).json()
+    assert [i["name"] for i in pmeta["inputs"]] == read_metadata(
+        local_stack.model_dir
+    ).feature_names
 
 
 def test_batch_of_many_users(local_stack):

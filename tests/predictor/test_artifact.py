@@ -28,7 +28,10 @@ def tiny_sklearn_dir(tmp_path, seed=0):
         {
             "feature_service": "svc",
             "label": "clicked",
-            "features": [{"name": "v__a", "datatype": "FP64"}, {"name": "v__b", "datatype": "INT64"}],
+            "features": [
+                {"name": "v__a", "datatype": "FP64"},
+                {"name": "v__b", "datatype": "INT64"},
+            ],
             "training_window": WINDOW,
             "holdout_window": WINDOW,
             "created_at": datetime(2026, 2, 2, tzinfo=UTC),
@@ -61,7 +64,7 @@ def test_tampered_model_file_is_refused(tmp_path):
 
 
 def test_metadata_errors_name_file_and_field(tmp_path):
-    with pytest.raises(ArtifactError, match="metadata.json: not found"):
+    with pytest.raises(ArtifactError, match=r"metadata\.json: not found"):
         read_metadata(tmp_path)
     tiny_sklearn_dir(tmp_path)
     raw = json.loads((tmp_path / "metadata.json").read_text())

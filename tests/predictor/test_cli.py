@@ -24,7 +24,9 @@ def test_environment_fills_what_flags_leave(monkeypatch):
 
 def test_unknown_flags_are_ignored_and_kserve_protocol_alias(caplog):
     s = settings_from_cli(
-        TransformerSettings, ["--protocol", "grpc-v2", "--workers", "2", "--predictor_host", "h:1"], "t"
+        TransformerSettings,
+        ["--protocol", "grpc-v2", "--workers", "2", "--predictor_host", "h:1"],
+        "t",
     )
     assert s.predictor_protocol == "grpc-v2" and s.predictor_host == "h:1"
     assert "--workers" in caplog.text

@@ -30,27 +30,46 @@ def test_v2_columns_and_rows():
     [
         ([InferInput("a", [1], "INT64", [1])], "missing inputs ['b']"),
         (
-            [InferInput("a", [1], "INT64", [1]), InferInput("b", [1], "FP64", [1.0]),
-             InferInput("c", [1], "FP64", [1.0])],
+            [
+                InferInput("a", [1], "INT64", [1]),
+                InferInput("b", [1], "FP64", [1.0]),
+                InferInput("c", [1], "FP64", [1.0]),
+            ],
             "unexpected inputs ['c']",
         ),
-        ([InferInput("a", [1], "FP64", [1.5]), InferInput("b", [1], "FP64", [1.0])],
-         "datatype FP64 cannot be used as INT64"),
-        ([InferInput("a", [1], "INT64", ["x"]), InferInput("b", [1], "FP64", [1.0])],
-         "expected INT64 numbers, got text"),
-        ([InferInput("a", [1], "INT64", [None]), InferInput("b", [1], "FP64", [1.0])],
-         "null or mixed"),
-        ([InferInput("a", [2], "INT64", [1]), InferInput("b", [1], "FP64", [1.0])],
-         "shape [2] says 2 rows but data has 1 values"),
-        ([InferInput("a", [1, 2], "INT64", [1, 2]), InferInput("b", [1], "FP64", [1.0])],
-         "is not [N] or [N, 1]"),
-        ([InferInput("a", [2], "INT64", [1, 2]), InferInput("b", [1], "FP64", [1.0])],
-         "input 'b' has 1 rows but 'a' has 2"),
+        (
+            [InferInput("a", [1], "FP64", [1.5]), InferInput("b", [1], "FP64", [1.0])],
+            "datatype FP64 cannot be used as INT64",
+        ),
+        (
+            [InferInput("a", [1], "INT64", ["x"]), InferInput("b", [1], "FP64", [1.0])],
+            "expected INT64 numbers, got text",
+        ),
+        (
+            [InferInput("a", [1], "INT64", [None]), InferInput("b", [1], "FP64", [1.0])],
+            "null or mixed",
+        ),
+        (
+            [InferInput("a", [2], "INT64", [1]), InferInput("b", [1], "FP64", [1.0])],
+            "shape [2] says 2 rows but data has 1 values",
+        ),
+        (
+            [InferInput("a", [1, 2], "INT64", [1, 2]), InferInput("b", [1], "FP64", [1.0])],
+            "is not [N] or [N, 1]",
+        ),
+        (
+            [InferInput("a", [2], "INT64", [1, 2]), InferInput("b", [1], "FP64", [1.0])],
+            "input 'b' has 1 rows but 'a' has 2",
+        ),
         ([InferInput("a", [0], "INT64", []), InferInput("b", [0], "FP64", [])], "batch is empty"),
-        ([InferInput("a", [1], "INT64", [1]), InferInput("a", [1], "INT64", [1])],
-         "given more than once"),
-        ([InferInput("a", [1], "WEIRD", [1]), InferInput("b", [1], "FP64", [1.0])],
-         "unknown datatype"),
+        (
+            [InferInput("a", [1], "INT64", [1]), InferInput("a", [1], "INT64", [1])],
+            "given more than once",
+        ),
+        (
+            [InferInput("a", [1], "WEIRD", [1]), InferInput("b", [1], "FP64", [1.0])],
+            "unknown datatype",
+        ),
     ],
 )
 def test_v2_rejections_name_the_problem(inputs, message):
@@ -62,7 +81,10 @@ def test_v2_rejections_name_the_problem(inputs, message):
 def test_v2_no_inputs_and_oversized_batch():
     with pytest.raises(InvalidInput, match="no inputs"):
         decode_v2(req(), SPECS, 10)
-    big = [InferInput("a", [11], "INT64", list(range(11))), InferInput("b", [11], "FP64", [0.0] * 11)]
+    big = [
+        InferInput("a", [11], "INT64", list(range(11))),
+        InferInput("b", [11], "FP64", [0.0] * 11),
+    ]
     with pytest.raises(InvalidInput, match="exceeds the limit of 10"):
         decode_v2(req(*big), SPECS, 10)
 

@@ -9,7 +9,9 @@ from predictor.datagen import DataSpec, click_logit, generate, labelled_events, 
 
 pytestmark = pytest.mark.unit
 
-SPEC = DataSpec(n_users=500, n_weeks=6, events_per_user=8, seed=3, end=datetime(2026, 3, 1, tzinfo=UTC))
+SPEC = DataSpec(
+    n_users=500, n_weeks=6, events_per_user=8, seed=3, end=datetime(2026, 3, 1, tzinfo=UTC)
+)
 
 
 def test_deterministic_for_a_seed_and_end(tmp_path):
@@ -34,11 +36,15 @@ def test_labels_depend_on_point_in_time_features():
     joined = pd.merge_asof(
         events.sort_values("event_timestamp"),
         snaps.sort_values("event_timestamp").drop(columns="created"),
-        on="event_timestamp", by="user_id", direction="backward",
+        on="event_timestamp",
+        by="user_id",
+        direction="backward",
     ).dropna()
     truth = click_logit(
-        joined["click_through_rate"].to_numpy(float), joined["sessions_last_7d"].to_numpy(float),
-        joined["average_page_duration"].to_numpy(float), joined["session_duration_s"].to_numpy(),
+        joined["click_through_rate"].to_numpy(float),
+        joined["sessions_last_7d"].to_numpy(float),
+        joined["average_page_duration"].to_numpy(float),
+        joined["session_duration_s"].to_numpy(),
         joined["hour_of_day"].to_numpy(float),
     )
     # the generating function separates the labels well: there is something to learn

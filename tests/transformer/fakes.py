@@ -35,7 +35,9 @@ class FakeReader:
                 ts[i] = int(self.now - age)
         missing = np.isnan(matrix).any(axis=1)
         stale = ~missing & (self.now - ts > self.stale_after_s)
-        values = {"v__x": [None if m else v for m, v in zip(missing, matrix[:, 0].tolist())]}
+        values = {
+            "v__x": [None if m else v for m, v in zip(missing, matrix[:, 0].tolist(), strict=True)]
+        }
         return FeatureBatch([f.name for f in FEATURES], matrix, missing, stale, ts), values
 
 

@@ -81,8 +81,14 @@ def test_v1_in_v1_out():
     resp = call(model, {"instances": [{"user_id": 2, "hour": 3}]})
     assert resp == {
         "predictions": [
-            {"user_id": 2, "score": 0.1, "decision": "no_action", "model_version": "sklearn-abc",
-             "prediction_source": "model", "feature_status": "present"}
+            {
+                "user_id": 2,
+                "score": 0.1,
+                "decision": "no_action",
+                "model_version": "sklearn-abc",
+                "prediction_source": "model",
+                "feature_status": "present",
+            }
         ]
     }
 
@@ -111,5 +117,9 @@ def test_metadata_advertises_real_inputs_and_outputs():
     model, _ = make()
     assert [i["name"] for i in model.get_input_types()] == ["user_id", "hour"]
     assert [o["name"] for o in model.get_output_types()] == [
-        "score", "decision", "model_version", "prediction_source", "feature_status",
+        "score",
+        "decision",
+        "model_version",
+        "prediction_source",
+        "feature_status",
     ]

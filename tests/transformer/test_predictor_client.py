@@ -22,8 +22,12 @@ def test_body_uses_metadata_order_and_types():
 
 def test_parse_response():
     p = parse_v2_response(
-        {"outputs": [{"name": "probability", "data": [0.1, 0.2]},
-                     {"name": "model_version", "data": ["v1", "v1"]}]},
+        {
+            "outputs": [
+                {"name": "probability", "data": [0.1, 0.2]},
+                {"name": "model_version", "data": ["v1", "v1"]},
+            ]
+        },
         2,
     )
     assert p.scores.tolist() == [0.1, 0.2] and p.model_version == "v1"
@@ -31,8 +35,16 @@ def test_parse_response():
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"outputs": [{"name": "probability", "data": [0.1]}]},
-     {"outputs": [{"name": "probability", "data": [0.1]}, {"name": "model_version", "data": ["v"]}]}],
+    [
+        {},
+        {"outputs": [{"name": "probability", "data": [0.1]}]},
+        {
+            "outputs": [
+                {"name": "probability", "data": [0.1]},
+                {"name": "model_version", "data": ["v"]},
+            ]
+        },
+    ],
 )
 def test_bad_responses_are_rejected(body):
     with pytest.raises(PredictorRejected):

@@ -9,7 +9,12 @@ pytestmark = pytest.mark.unit
 def test_default_bands_map_every_score():
     r = BusinessRules()
     assert r.decide(np.array([0.0, 0.19, 0.2, 0.49, 0.5, 1.0])) == [
-        "no_action", "no_action", "show_banner", "show_banner", "show_offer", "show_offer",
+        "no_action",
+        "no_action",
+        "show_banner",
+        "show_banner",
+        "show_offer",
+        "show_offer",
     ]
 
 
@@ -33,7 +38,10 @@ def test_rules_file(tmp_path):
     ("text", "message"),
     [
         ("bands: [{decision: a, min_score: 0.2}]", "last band must have min_score 0"),
-        ("bands: [{decision: a, min_score: 0}, {decision: b, min_score: 0.5}]", "strictly decrease"),
+        (
+            "bands: [{decision: a, min_score: 0}, {decision: b, min_score: 0.5}]",
+            "strictly decrease",
+        ),
         ("bands: [{decision: a, min_score: 2}]", "bands.0.min_score"),
         ("stale_features: maybe", "stale_features"),
         ("unknown_key: 1", "unknown_key"),

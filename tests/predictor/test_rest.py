@@ -1,0 +1,70 @@
+import asyncio
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from predictor import rest
+
+pytestmark = pytest.mark.unit
+
+
+class Body(BaseModel):
+    inputs: list[int]
+
+
+def app():
+    a = FastAPI()
+
+    @a.post("/v2/models/m/infer")
+    async def infer(body: Body):
+        return {"ok": len(body.inputs)}
+
+    @a.post("/other")
+    async def other():
+        return {"ok": True}
+
+    rest.install(a)
+    return Client(a)
+
+
+class Client:
+    """Calls the ASGI app in-process through httpx (no server, no sockets)."""
+
+    def __init__(self, asgi):
+        self.asgi = asgi
+
+    def post(self, path, **kw):
+        async def go():
+            transport = httpx.ASGITransport(app=self.asgi)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.post(path, **kw)
+
+        return asyncio.run(go())
+
+
+def test_json_passes():
+    r = app().post("/v2/models/m/infer", json={"inputs": [1]})
+    assert r.status_code == 200 and r.json() == {"ok": 1}
+
+
+def test_wrong_content_type_is_415_naming_it():
+    r = app().post("/v2/models/m/infer", content=b"x", headers={"content-type": "text/csv"})
+    assert r.status_code == 415 and "text/csv" in r.json()["error"]
+    r = app().post("/v2/models/m/infer", content=b"x", headers={"content-type": ""})
+    assert r.status_code == 415 and "none" in r.json()["error"]
+
+
+def test_other_routes_untouched():
+    assert (
+        app().post("/other", content=b"x", headers={"content-type": "text/plain"}).status_code
+        == 200
+    )
+
+
+def test_validation_errors_are_400_with_the_field():
+    r = app().post("/v2/models/m/infer", json={"inputs": "x"})
+    assert r.status_code == 400 and "inputs" in r.json()["error"]
+    r = app().post("/v2/models/m/infer", content=b"{", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON" in r.json()["error"]
