@@ -55,8 +55,13 @@ e2e-local: $(STAMP) ## The e2e suite against a local stack it starts (or E2E_BAS
 	$(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff lint and format check
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy on the packages
+	$(PY) -m mypy predictor transformer devtools
 
 .PHONY: clean
 clean: ## Remove generated data, models and caches (keeps .venv)

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,7 +143,7 @@ def _spawn(
 
 
 def start_predictor(
-    model_dir: Path, ports: Ports, log_dir: Path | None = None, extra: list[str] = ()
+    model_dir: Path, ports: Ports, log_dir: Path | None = None, extra: Sequence[str] = ()
 ) -> Server:
     args = [
         PY,
@@ -165,7 +165,7 @@ def start_transformer(
     ports: Ports,
     protocol: str = "v2",
     log_dir: Path | None = None,
-    extra: list[str] = (),
+    extra: Sequence[str] = (),
 ) -> Server:
     host = f"127.0.0.1:{ports.predictor_grpc if protocol == 'grpc-v2' else ports.predictor_http}"
     args = [

@@ -21,8 +21,9 @@ KServe semantics (serverless / Knative mode only):
   ``previousRolledoutRevision``. Once promoted, ``rollback`` can no longer reach the old model:
   roll forward instead with ``promote --model-uri <old uri>`` (or ``canary --model-uri <old uri>``).
 
-Every change is a JSON merge patch (``application/merge-patch+json``) sent with
-``CustomObjectsApi.patch_namespaced_custom_object``. The builders of the patch bodies are pure
+Every change is a JSON merge patch (``application/merge-patch+json``, the content type
+``CustomObjectsApi.patch_namespaced_custom_object`` sends for an object body in kubernetes
+client 29 and later; a test pins it). The builders of the patch bodies are pure
 functions; the ``kubernetes`` package is imported only when a client is built, so importing
 this module costs nothing.
 """
@@ -44,7 +45,6 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 DEFAULT_NAME = "click-model"
 DEFAULT_NAMESPACE = "feast-inference"
-MERGE_PATCH = "application/merge-patch+json"
 COMPONENTS = ("predictor", "transformer", "explainer")
 
 EXIT_OK = 0
@@ -373,7 +373,7 @@ class IsvcClient:
             result = fn()
         except api_exception as e:
             status = getattr(e, "status", None)
-            if status == 405:
+            if status == 404:
                 raise IsvcNotFoundError(self.name, self.namespace) from None
             reason = getattr(e, "reason", None) or ""
             body = _error_message(getattr(e, "body", None))
@@ -403,7 +403,6 @@ class IsvcClient:
                 PLURAL,
                 self.name,
                 dict(body),
-                _content_type=MERGE_PATCH,
             ),
         )
 

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Deploy the stack into the kind cluster made by up.sh and wait until the InferenceService
+# answers through Kourier.
+#
+#   scripts/kind/deploy.sh [--helm] [--values FILE] [--release NAME]   (default)
+#   scripts/kind/deploy.sh --kustomize OVERLAY       (manifests/overlays/OVERLAY)
+#   common: [--skip-models]
+#
+# --helm: `helm upgrade --install` of the umbrella chart helm/feast-kserve with a values file
+# (default helm/feast-kserve/ci/serverless-values.yaml); HELM_EXTRA_ARGS is appended
+# (e.g. HELM_EXTRA_ARGS="--set-string foo=bar").
+# --kustomize OVERLAY: `kubectl apply -k manifests/overlays/OVERLAY`
+# (serverless | standard | canary).
+#
+# How the models reach the cluster (kind has no object store):
+#   1. models/sklearn and models/xgboost are trained on the host if missing (`make train`:
+#      synthetic data, Feast, both frameworks; each metadata.json carries a content-derived
+#      version, e.g. sklearn-4c93a1bee4fb / xgboost-..., which the transformer returns as
+#      `model_version`);
+#   2. the PVC `click-model-models` (RWO, kind's local-path StorageClass) is created in the
+#      namespace and a short-lived pod of the predictor image (already `kind load`ed, no pull)
+#      mounts it; the two model directories are streamed in with `tar | kubectl exec python`
+#      (python's tarfile: no tar binary needed in the image), then the pod is deleted;
+#   3. the InferenceService uses storageUri pvc://click-model-models/sklearn (version 1);
+#      the canary test and `make canary` switch to pvc://click-model-models/xgboost — a
+#      second model version with a different `model_version`, so the share of requests each
+#      revision answers can be counted. KServe mounts pvc:// URIs directly at /mnt/models.
+#   The chart / overlay must therefore point storageUri at pvc://click-model-models/sklearn.
+#
+# At the end it writes build/kind-e2e.env (E2E_BASE_URL, E2E_HOST_HEADER, E2E_NAMESPACE,
+# E2E_MODEL_NAME, E2E_CANARY_MODEL_URI) for `make e2e-kind`.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+MODE=helm
+OVERLAY=""
+RELEASE="${HELM_RELEASE:-feast-kserve}"
+CHART="${REPO_ROOT}/helm/feast-kserve"
+VALUES="${HELM_VALUES:-${CHART}/ci/serverless-values.yaml}"
+SKIP_MODELS=0
+MODEL_PVC="${MODEL_PVC:-click-model-models}"
+MODELS_DIR="${MODELS_DIR:-${REPO_ROOT}/models}"
+PREDICTOR_IMAGE="${IMAGE_PREFIX:-localhost}/feast-kserve-predictor:${IMAGE_TAG:-dev}"
+ISVC_TIMEOUT="${ISVC_TIMEOUT:-900s}"
+
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
+
+while (($#)); do
+  case "$1" in
+    --helm) MODE=helm ;;
+    --kustomize)
+      MODE=kustomize
+      OVERLAY="${2:-}"
+      [[ -n "${OVERLAY}" ]] || die "--kustomize needs an overlay name (serverless|standard|canary)"
+      shift
+      ;;
+    --values)
+      VALUES="${2:-}"
+      shift
+      ;;
+    --release)
+      RELEASE="${2:-}"
+      shift
+      ;;
+    --skip-models) SKIP_MODELS=1 ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      usage >&2
+      die "unknown argument: $1"
+      ;;
+  esac
+  shift
+done
+
+require_tools kubectl curl tar
+if [[ "${MODE}" == helm ]]; then
+  require_tools helm
+fi
+require_cluster
+dump_state_on_failure
+
+ensure_namespace() {
+  if [[ -f "${REPO_ROOT}/manifests/base/namespace.yaml" ]]; then
+    k apply -f "${REPO_ROOT}/manifests/base/namespace.yaml"
+  elif ! k get namespace "${ISVC_NAMESPACE}" >/dev/null 2>&1; then
+    k create namespace "${ISVC_NAMESPACE}"
+  fi
+}
+
+ensure_local_models() {
+  local fw missing=0
+  for fw in sklearn xgboost; do
+    [[ -f "${MODELS_DIR}/${fw}/metadata.json" ]] || missing=1
+  done
+  if ((missing)); then
+    log "training models into ${MODELS_DIR} (make train)"
+    make -C "${REPO_ROOT}" train
+  fi
+  for fw in sklearn xgboost; do
+    [[ -f "${MODELS_DIR}/${fw}/metadata.json" ]] || die "${MODELS_DIR}/${fw}/metadata.json missing after training"
+  done
+}
+
+load_models_into_pvc() {
+  log "creating PVC ${MODEL_PVC} and copying models/{sklearn,xgboost} into it"
+  k apply -f - <<EOF
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: ${MODEL_PVC}
+  namespace: ${ISVC_NAMESPACE}
+  labels:
+    app.kubernetes.io/part-of: feast-kserve-e2e
+spec:
+  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: 1Gi
+EOF
+  k delete pod model-loader -n "${ISVC_NAMESPACE}" --ignore-not-found --wait=true --timeout=120s
+  k apply -f - <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: model-loader
+  namespace: ${ISVC_NAMESPACE}
+  labels:
+    app.kubernetes.io/part-of: feast-kserve-e2e
+spec:
+  restartPolicy: Never
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 10001
+    runAsGroup: 10001
+    fsGroup: 10001
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: loader
+      image: ${PREDICTOR_IMAGE}
+      imagePullPolicy: IfNotPresent
+      command: ["python", "-c", "import time; time.sleep(3600)"]
+      securityContext:
+        allowPrivilegeEscalation: false
+        capabilities: {drop: [ALL]}
+      volumeMounts:
+        - {name: models, mountPath: /mnt/pvc}
+  volumes:
+    - name: models
+      persistentVolumeClaim: {claimName: ${MODEL_PVC}}
+EOF
+  k wait --for=condition=Ready pod/model-loader -n "${ISVC_NAMESPACE}" --timeout=180s
+  # Stream both model directories in; extract with python (filter="data" where available).
+  tar -C "${MODELS_DIR}" -cf - sklearn xgboost |
+    k exec -i -n "${ISVC_NAMESPACE}" model-loader -- python -c '
+import sys, tarfile
+with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+    try:
+        tar.extractall("/mnt/pvc", filter="data")
+    except TypeError:  # Python without extraction filters
+        tar.extractall("/mnt/pvc")
+'
+  k exec -n "${ISVC_NAMESPACE}" model-loader -- python -c '
+import json, sys
+for fw in ("sklearn", "xgboost"):
+    with open(f"/mnt/pvc/{fw}/metadata.json") as f:
+        print(f"pvc://{sys.argv[1]}/{fw}: version", json.load(f)["version"])
+' "${MODEL_PVC}"
+  k delete pod model-loader -n "${ISVC_NAMESPACE}" --wait=true --timeout=120s
+}
+
+deploy_helm() {
+  [[ -f "${CHART}/Chart.yaml" ]] || die "chart ${CHART} not found"
+  [[ -f "${VALUES}" ]] || die "values file ${VALUES} not found"
+  if grep -q '^dependencies:' "${CHART}/Chart.yaml"; then
+    helm dependency build "${CHART}"
+  fi
+  log "helm upgrade --install ${RELEASE} ${CHART} -f ${VALUES} ${HELM_EXTRA_ARGS:-}"
+  # shellcheck disable=SC2086 # HELM_EXTRA_ARGS is a list of flags on purpose
+  h upgrade --install "${RELEASE}" "${CHART}" --namespace "${ISVC_NAMESPACE}" \
+    -f "${VALUES}" --timeout 10m ${HELM_EXTRA_ARGS:-}
+}
+
+deploy_kustomize() {
+  local dir="${REPO_ROOT}/manifests/overlays/${OVERLAY}"
+  [[ -f "${dir}/kustomization.yaml" ]] || die "overlay ${dir} has no kustomization.yaml"
+  log "kubectl apply -k ${dir}"
+  k apply -k "${dir}"
+}
+
+wait_for_isvc() {
+  local deadline=$((SECONDS + 120))
+  until k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} was not created"
+    sleep 3
+  done
+  if [[ -n "$(k get deployment -n "${ISVC_NAMESPACE}" -l '!serving.knative.dev/revision' -o name 2>/dev/null)" ]]; then
+    log "waiting for the supporting Deployments (redis, ...) in ${ISVC_NAMESPACE}"
+    k wait --for=condition=Available deployment -l '!serving.knative.dev/revision' \
+      -n "${ISVC_NAMESPACE}" --timeout=300s
+  fi
+  log "waiting up to ${ISVC_TIMEOUT} for InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} to be Ready"
+  k wait --for=condition=Ready "inferenceservice/${ISVC_NAME}" -n "${ISVC_NAMESPACE}" --timeout="${ISVC_TIMEOUT}"
+}
+
+smoke_and_write_env() {
+  local url host base ready_path code="" n
+  url="$(k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}" -o jsonpath='{.status.url}')"
+  host="${url#*://}"
+  host="${host%%/*}"
+  [[ -n "${host}" ]] || die "InferenceService has no status.url"
+  base="http://127.0.0.1:${KIND_HTTP_PORT}"
+  ready_path="/v2/models/${ISVC_NAME}/ready"
+  # Ready can precede Kourier programming the route by a few seconds.
+  for n in $(seq 1 30); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -H "Host: ${host}" "${base}${ready_path}" || true)"
+    [[ "${code}" == 200 ]] && break
+    log "GET ${ready_path} (Host: ${host}) -> ${code:-no answer}, retry ${n}/30"
+    sleep 5
+  done
+  [[ "${code}" == 200 ]] || die "${base}${ready_path} with Host: ${host} never answered 200"
+  mkdir -p "$(dirname "${E2E_ENV_FILE}")"
+  cat >"${E2E_ENV_FILE}" <<EOF
+E2E_BASE_URL=${base}
+E2E_HOST_HEADER=${host}
+E2E_NAMESPACE=${ISVC_NAMESPACE}
+E2E_MODEL_NAME=${ISVC_NAME}
+E2E_CANARY_MODEL_URI=pvc://${MODEL_PVC}/xgboost
+EOF
+  log "deployed; ${ready_path} answers 200. Environment for the e2e suite (${E2E_ENV_FILE}):"
+  cat "${E2E_ENV_FILE}" >&2
+}
+
+ensure_namespace
+if ((SKIP_MODELS == 0)); then
+  ensure_local_models
+  load_models_into_pvc
+fi
+case "${MODE}" in
+  helm) deploy_helm ;;
+  kustomize) deploy_kustomize ;;
+esac
+wait_for_isvc
+smoke_and_write_env
+k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Build the two images with docker and `kind load` them into the cluster:
+#
+#   ${IMAGE_PREFIX}/feast-kserve-predictor:${IMAGE_TAG}
+#   ${IMAGE_PREFIX}/feast-kserve-transformer:${IMAGE_TAG}     (defaults: localhost/...:dev)
+#
+# Dockerfiles (docker/, owned by the packaging): PREDICTOR_DOCKERFILE / TRANSFORMER_DOCKERFILE
+# if set, else the first that exists of docker/<name>.Dockerfile, docker/Dockerfile.<name>,
+# docker/<name>/Dockerfile; failing those, a multi-stage docker/Dockerfile with a stage named
+# <name> (built with --target <name>). The build context is the repository root.
+# SKIP_BUILD=1 only loads images that already exist locally.
+#
+# The "localhost/" prefix matters: up.sh tells Knative not to resolve such tags to digests,
+# and a tag other than :latest keeps imagePullPolicy at IfNotPresent, so kubelet uses the
+# loaded image instead of trying to pull it.
+#
+# Usage: scripts/kind/load.sh   (env: KIND_CLUSTER_NAME IMAGE_PREFIX IMAGE_TAG SKIP_BUILD)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+IMAGE_PREFIX="${IMAGE_PREFIX:-localhost}"
+IMAGE_TAG="${IMAGE_TAG:-dev}"
+SKIP_BUILD="${SKIP_BUILD:-0}"
+
+require_tools docker kind
+kind get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER_NAME}" ||
+  die "kind cluster ${KIND_CLUSTER_NAME} does not exist; run scripts/kind/up.sh (make kind-up) first"
+dump_state_on_failure
+
+# build_args NAME: prints "-f FILE [--target NAME]" for the component's Dockerfile.
+build_args() {
+  local name="$1" override_var candidate
+  override_var="$(tr '[:lower:]' '[:upper:]' <<<"${name}")_DOCKERFILE"
+  if [[ -n "${!override_var:-}" ]]; then
+    [[ -f "${!override_var}" ]] || die "${override_var}=${!override_var} does not exist"
+    printf '%s\n' "-f" "${!override_var}"
+    return
+  fi
+  for candidate in "docker/${name}.Dockerfile" "docker/Dockerfile.${name}" "docker/${name}/Dockerfile"; do
+    if [[ -f "${REPO_ROOT}/${candidate}" ]]; then
+      printf '%s\n' "-f" "${REPO_ROOT}/${candidate}"
+      return
+    fi
+  done
+  if [[ -f "${REPO_ROOT}/docker/Dockerfile" ]] &&
+    grep -Eiq "^FROM[[:space:]].*[[:space:]]AS[[:space:]]+${name}[[:space:]]*$" "${REPO_ROOT}/docker/Dockerfile"; then
+    printf '%s\n' "-f" "${REPO_ROOT}/docker/Dockerfile" "--target" "${name}"
+    return
+  fi
+  die "no Dockerfile for ${name} under docker/ (set ${override_var}=path)"
+}
+
+for name in predictor transformer; do
+  image="${IMAGE_PREFIX}/feast-kserve-${name}:${IMAGE_TAG}"
+  if [[ "${SKIP_BUILD}" == "1" ]]; then
+    docker image inspect "${image}" >/dev/null 2>&1 || die "SKIP_BUILD=1 but ${image} is not a local image"
+  else
+    spec="$(build_args "${name}")" # a die inside the substitution fails this assignment
+    mapfile -t args <<<"${spec}"
+    log "building ${image} (${args[*]})"
+    docker build "${args[@]}" -t "${image}" "${REPO_ROOT}"
+  fi
+  log "loading ${image} into kind cluster ${KIND_CLUSTER_NAME}"
+  kind load docker-image "${image}" --name "${KIND_CLUSTER_NAME}"
+done
+
+# Check the node really has them (crictl lists them under docker.io/ for bare names).
+node="$(kind get nodes --name "${KIND_CLUSTER_NAME}" | head -n 1)"
+for name in predictor transformer; do
+  docker exec "${node}" crictl images | grep -q "feast-kserve-${name}[[:space:]]\+${IMAGE_TAG}[[:space:]]" ||
+    die "feast-kserve-${name}:${IMAGE_TAG} not found on node ${node} after kind load"
+done
+log "images loaded: ${IMAGE_PREFIX}/feast-kserve-{predictor,transformer}:${IMAGE_TAG}"

@@ -1,0 +1,694 @@
+"""predictor.rollout: exact merge-patch bodies, status parsing, and the CLI against a fake
+CustomObjectsApi (plus one run of the real kubernetes client against a loopback fake API
+server, to pin the Content-Type and the JSON null that removes canaryTrafficPercent)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from predictor import rollout
+
+pytestmark = pytest.mark.unit
+
+NS = "feast-inference"
+NAME = "click-model"
+V1_URI = "pvc://click-model-models/sklearn"
+V2_URI = "pvc://click-model-models/xgboost"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies application/merge-patch+json."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def predictor_status(
+    *,
+    created: str,
+    ready: str,
+    rolled_out: str,
+    previous: str = "",
+    traffic: list[tuple[str, int, bool, str]],
+) -> dict[str, Any]:
+    return {
+        "latestCreatedRevision": created,
+        "latestReadyRevision": ready,
+        "latestRolledoutRevision": rolled_out,
+        "previousRolledoutRevision": previous,
+        "traffic": [
+            {"revisionName": r, "percent": p, "latestRevision": latest, **({"tag": t} if t else {})}
+            for r, p, latest, t in traffic
+        ],
+    }
+
+
+def isvc_status(predictor: dict[str, Any], ready: str = "True") -> dict[str, Any]:
+    return {
+        "url": f"http://{NAME}.{NS}.example.com",
+        "conditions": [{"type": "Ready", "status": ready}],
+        "components": {
+            "predictor": predictor,
+            "transformer": predictor_status(
+                created="click-model-transformer-00001",
+                ready="click-model-transformer-00001",
+                rolled_out="click-model-transformer-00001",
+                traffic=[("click-model-transformer-00001", 100, True, "")],
+            ),
+        },
+    }
+
+
+STABLE_V1 = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00001",
+        ready="click-model-predictor-00001",
+        rolled_out="click-model-predictor-00001",
+        traffic=[("click-model-predictor-00001", 100, True, "")],
+    )
+)
+CANARY_20 = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00002",
+        rolled_out="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00002", 20, True, "latest"),
+            ("click-model-predictor-00001", 80, False, "prev"),
+        ],
+    )
+)
+CANARY_0 = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00002",
+        rolled_out="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00002", 0, True, "latest"),
+            ("click-model-predictor-00001", 100, False, "prev"),
+        ],
+    )
+)
+PROMOTED_V2 = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00002",
+        rolled_out="click-model-predictor-00002",
+        previous="click-model-predictor-00001",
+        traffic=[("click-model-predictor-00002", 100, True, "")],
+    )
+)
+# The canary revision exists but is not ready yet (still loading the model).
+CANARY_PENDING = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00001",
+        rolled_out="click-model-predictor-00001",
+        traffic=[("click-model-predictor-00001", 100, True, "")],
+    ),
+    ready="Unknown",
+)
+
+
+def make_isvc(
+    status: dict[str, Any], *, canary: int | None = None, uri: str = V1_URI
+) -> dict[str, Any]:
+    predictor: dict[str, Any] = {
+        "minReplicas": 0,
+        "model": {
+            "modelFormat": {"name": "click-model"},
+            "runtime": "click-model",
+            "storageUri": uri,
+        },
+    }
+    if canary is not None:
+        predictor["canaryTrafficPercent"] = canary
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": NAME, "namespace": NS, "generation": 1},
+        "spec": {"predictor": predictor, "transformer": {"containers": [{"name": "t"}]}},
+        "status": copy.deepcopy(status),
+    }
+
+
+class FakeCustomObjectsApi:
+    """The two CustomObjectsApi methods rollout uses. PATCH applies a real merge patch; after a
+    patch, each GET takes the next status from ``after_patch`` (the last one sticks), which is
+    how KServe's status catches up over a few polls."""
+
+    def __init__(
+        self,
+        isvc: dict[str, Any] | None,
+        after_patch: list[dict[str, Any]] | None = None,
+        *,
+        get_error: Exception | None = None,
+        patch_error: Exception | None = None,
+    ):
+        self.isvc = copy.deepcopy(isvc)
+        self.after_patch = list(after_patch or [])
+        self.get_error, self.patch_error = get_error, patch_error
+        self.calls: list[tuple[Any, ...]] = []
+        self.patched = False
+
+    def get_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, name: str
+    ) -> dict[str, Any]:
+        self.calls.append(("get", group, version, namespace, plural, name))
+        if self.get_error is not None:
+            raise self.get_error
+        if self.isvc is None or (namespace, name) != (NS, NAME):
+            raise ApiException(status=404, reason="Not Found")
+        if self.patched and self.after_patch:
+            status = self.after_patch.pop(0) if len(self.after_patch) > 1 else self.after_patch[0]
+            self.isvc["status"] = copy.deepcopy(status)
+        return copy.deepcopy(self.isvc)
+
+    def patch_namespaced_custom_object(
+        self,
+        group: str,
+        version: str,
+        namespace: str,
+        plural: str,
+        name: str,
+        body: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        self.calls.append(("patch", group, version, namespace, plural, name, body, kwargs))
+        if self.patch_error is not None:
+            raise self.patch_error
+        if self.isvc is None or (namespace, name) != (NS, NAME):
+            raise ApiException(status=404, reason="Not Found")
+        self.isvc = merge_patch(self.isvc, body)
+        self.patched = True
+        return copy.deepcopy(self.isvc)
+
+    def patches(self) -> list[tuple[Any, ...]]:
+        return [c for c in self.calls if c[0] == "patch"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run(argv: list[str], api: Any, clock: Clock | None = None) -> tuple[int, str, str]:
+    clock = clock or Clock()
+    out, err = io.StringIO(), io.StringIO()
+    code = rollout.main(argv, api=api, stdout=out, stderr=err, sleep=clock.sleep, clock=clock)
+    return code, out.getvalue(), err.getvalue()
+
+
+# --------------------------------------------------------------------------- patch bodies
+
+
+def test_canary_patch_with_new_model_is_exact() -> None:
+    assert rollout.canary_patch(20, V2_URI) == {
+        "spec": {"predictor": {"canaryTrafficPercent": 20, "model": {"storageUri": V2_URI}}}
+    }
+
+
+def test_canary_patch_without_model_only_moves_traffic() -> None:
+    assert rollout.canary_patch(50) == {"spec": {"predictor": {"canaryTrafficPercent": 50}}}
+
+
+def test_promote_patch_removes_canary_percent_with_json_null() -> None:
+    body = rollout.promote_patch()
+    assert body == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+    assert json.dumps(body) == '{"spec": {"predictor": {"canaryTrafficPercent": null}}}'
+
+
+def test_promote_patch_can_roll_forward_to_a_model() -> None:
+    assert rollout.promote_patch(V1_URI) == {
+        "spec": {"predictor": {"canaryTrafficPercent": None, "model": {"storageUri": V1_URI}}}
+    }
+
+
+def test_rollback_patch_is_exact() -> None:
+    assert rollout.rollback_patch() == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
+
+
+def test_merge_semantics_keep_the_rest_of_the_predictor() -> None:
+    isvc = make_isvc(STABLE_V1)
+    patched = merge_patch(isvc, rollout.canary_patch(20, V2_URI))
+    model = patched["spec"]["predictor"]["model"]
+    assert model == {
+        "modelFormat": {"name": "click-model"},
+        "runtime": "click-model",
+        "storageUri": V2_URI,
+    }
+    assert patched["spec"]["predictor"]["minReplicas"] == 0
+    assert patched["spec"]["transformer"] == isvc["spec"]["transformer"]
+    promoted = merge_patch(patched, rollout.promote_patch())
+    assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]
+
+
+@pytest.mark.parametrize("value, expected", [(0, 0), (100, 100), (20, 20), ("35", 35), (" 7 ", 7)])
+def test_validate_percent_accepts(value: object, expected: int) -> None:
+    assert rollout.validate_percent(value) == expected
+
+
+@pytest.mark.parametrize("value", [-1, 101, 20.5, True, False, None, "abc", "", "1e2", [20]])
+def test_validate_percent_rejects(value: object) -> None:
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        rollout.validate_percent(value)
+
+
+def test_patch_builders_validate_their_inputs() -> None:
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        rollout.canary_patch(150, V2_URI)
+    for bad in ("", "   ", "models/xgboost"):
+        with pytest.raises(ValueError, match="scheme://"):
+            rollout.canary_patch(20, bad)
+        with pytest.raises(ValueError, match="scheme://"):
+            rollout.promote_patch(bad)
+
+
+def test_split_tolerance_is_four_sigma_binomial() -> None:
+    # N=400, p=0.2: mean 80, sd 8 -> [48, 112]
+    assert rollout.split_tolerance(400, 20) == (48, 112)
+    assert rollout.split_tolerance(400, 20, sigmas=2) == (64, 96)
+    assert rollout.split_tolerance(100, 0) == (0, 0)
+    assert rollout.split_tolerance(100, 100) == (100, 100)
+    assert rollout.split_tolerance(10, 50) == (0, 10)  # clamped
+    with pytest.raises(ValueError):
+        rollout.split_tolerance(0, 20)
+    with pytest.raises(ValueError):
+        rollout.split_tolerance(10, 120)
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_summarize_reads_revisions_and_traffic() -> None:
+    st = rollout.summarize(make_isvc(CANARY_20, canary=20, uri=V2_URI))
+    assert (st.name, st.namespace, st.ready, st.canary_percent) == (NAME, NS, "True", 20)
+    assert st.storage_uri == V2_URI
+    pred = st.component("predictor")
+    assert pred is not None
+    assert pred.latest_rolled_out == "click-model-predictor-00001"
+    assert pred.latest_percent() == 20
+    assert [(t.revision, t.percent, t.latest, t.tag) for t in pred.traffic] == [
+        ("click-model-predictor-00002", 20, True, "latest"),
+        ("click-model-predictor-00001", 80, False, "prev"),
+    ]
+    assert [c.name for c in st.components] == ["predictor", "transformer"]
+
+
+def test_summarize_tolerates_an_isvc_without_status() -> None:
+    st = rollout.summarize({"metadata": {"name": NAME, "namespace": NS}, "spec": {}})
+    assert st.ready == "Unknown" and st.components == () and st.canary_percent is None
+    assert "no traffic" not in rollout.format_status(st)  # no component, no table
+    assert rollout.rollout_progress(st, 100) == (False, "no predictor status yet")
+
+
+def test_format_status_prints_the_split_table() -> None:
+    text = rollout.format_status(rollout.summarize(make_isvc(CANARY_20, canary=20, uri=V2_URI)))
+    lines = text.splitlines()
+    assert lines[0] == f"InferenceService {NS}/{NAME}  Ready=True"
+    assert f"predictor storageUri: {V2_URI}  canaryTrafficPercent: 20" in lines
+    header = next(
+        i
+        for i, line in enumerate(lines)
+        if line.split() == ["REVISION", "TAG", "LATEST", "PERCENT"]
+    )
+    assert lines[header + 1].split() == ["click-model-predictor-00002", "latest", "yes", "20%"]
+    assert lines[header + 2].split() == ["click-model-predictor-00001", "prev", "no", "80%"]
+    assert "latestRolledout=click-model-predictor-00001" in text
+
+
+@pytest.mark.parametrize(
+    "status, expected, previous, done, reason",
+    [
+        (CANARY_20, 20, None, True, "rolled out"),
+        (CANARY_20, 100, None, False, "has 20% of traffic, waiting for 100%"),
+        (
+            STABLE_V1,
+            20,
+            "click-model-predictor-00001",
+            False,
+            "waiting for a new predictor revision",
+        ),
+        (CANARY_PENDING, 20, "click-model-predictor-00001", False, "not ready"),
+        (PROMOTED_V2, 100, None, True, "rolled out"),
+        (CANARY_0, 0, None, True, "rolled out"),
+    ],
+)
+def test_rollout_progress(
+    status: dict[str, Any], expected: int, previous: str | None, done: bool, reason: str
+) -> None:
+    got_done, got_reason = rollout.rollout_progress(
+        rollout.summarize(make_isvc(status)), expected, previous
+    )
+    assert got_done is done
+    assert reason in got_reason
+
+
+def test_rollout_progress_requires_ready_isvc() -> None:
+    not_ready = copy.deepcopy(CANARY_20)
+    not_ready["conditions"] = [{"type": "Ready", "status": "False", "message": "ingress not ready"}]
+    done, reason = rollout.rollout_progress(rollout.summarize(make_isvc(not_ready)), 20)
+    assert not done and "Ready=False ingress not ready" in reason
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_canary_sends_merge_patch_and_waits_for_the_split() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(STABLE_V1), after_patch=[STABLE_V1, CANARY_PENDING, CANARY_20]
+    )
+    clock = Clock()
+    code, out, err = run(["canary", "--model-uri", V2_URI, "--percent", "20"], api, clock)
+    assert code == 0, err
+    (patch,) = api.patches()
+    assert patch == (
+        "patch",
+        "serving.kserve.io",
+        "v1beta1",
+        NS,
+        "inferenceservices",
+        NAME,
+        {"spec": {"predictor": {"canaryTrafficPercent": 20, "model": {"storageUri": V2_URI}}}},
+        {},
+    )
+    # one GET before the patch, then polls: stale, pending, done
+    assert [c[0] for c in api.calls] == ["get", "patch", "get", "get", "get"]
+    assert clock.sleeps == [5.0, 5.0]
+    assert "waiting for a new predictor revision" in err
+    assert "not ready" in err
+    assert "click-model-predictor-00002  latest  yes     20%" in out
+    assert api.isvc is not None
+    assert api.isvc["spec"]["predictor"]["model"]["storageUri"] == V2_URI
+
+
+def test_cli_promote_removes_canary_percent() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(CANARY_20, canary=20, uri=V2_URI), after_patch=[CANARY_20, PROMOTED_V2]
+    )
+    code, out, err = run(["promote"], api)
+    assert code == 0, err
+    (patch,) = api.patches()
+    assert patch[6] == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+    assert api.isvc is not None
+    assert "canaryTrafficPercent" not in api.isvc["spec"]["predictor"]
+    assert "previousRolledout=click-model-predictor-00001" in out
+
+
+def test_cli_rollback_sets_zero_percent() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(CANARY_20, canary=20, uri=V2_URI), after_patch=[CANARY_20, CANARY_0]
+    )
+    code, out, err = run(["rollback", "--name", NAME, "--namespace", NS], api)
+    assert code == 0, err
+    (patch,) = api.patches()
+    assert patch[6] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
+    assert "warning" not in err
+    assert "click-model-predictor-00001  prev    no      100%" in out
+
+
+def test_cli_rollback_after_promotion_warns_that_it_is_a_noop() -> None:
+    api = FakeCustomObjectsApi(make_isvc(PROMOTED_V2, uri=V2_URI), after_patch=[PROMOTED_V2])
+    code, _out, err = run(["rollback", "--no-wait"], api)
+    assert code == 0
+    assert "warning: the latest predictor revision click-model-predictor-00002 is already" in err
+    assert "promote --model-uri" in err
+
+
+def test_cli_canary_without_model_on_a_rolled_out_revision_warns() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
+    code, _out, err = run(["canary", "--percent", "30", "--no-wait"], api)
+    assert code == 0
+    assert "without --model-uri there is no canary" in err
+
+
+def test_cli_promote_to_a_new_model_waits_for_the_new_revision() -> None:
+    # status already shows 100% on the latest revision; only a *new* revision means done
+    rolled_forward = isvc_status(
+        predictor_status(
+            created="click-model-predictor-00003",
+            ready="click-model-predictor-00003",
+            rolled_out="click-model-predictor-00003",
+            previous="click-model-predictor-00002",
+            traffic=[("click-model-predictor-00003", 100, True, "")],
+        )
+    )
+    api = FakeCustomObjectsApi(
+        make_isvc(PROMOTED_V2, uri=V2_URI), after_patch=[PROMOTED_V2, PROMOTED_V2, rolled_forward]
+    )
+    code, out, err = run(["promote", "--model-uri", V1_URI], api)
+    assert code == 0, err
+    assert [c[0] for c in api.calls] == ["get", "patch", "get", "get", "get"]
+    assert "click-model-predictor-00003" in out
+
+
+def test_cli_no_wait_returns_after_the_patch() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1), after_patch=[STABLE_V1])
+    code, out, _err = run(["canary", "--model-uri", V2_URI, "--percent", "20", "--no-wait"], api)
+    assert code == 0
+    assert [c[0] for c in api.calls] == ["get", "patch"]
+    assert out == ""
+
+
+def test_cli_times_out_with_the_last_status() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1), after_patch=[CANARY_PENDING])
+    clock = Clock()
+    code, _out, err = run(
+        ["canary", "--model-uri", V2_URI, "--percent", "20", "--timeout", "30"], api, clock
+    )
+    assert code == 1
+    assert "error: timed out after 30s waiting for feast-inference/click-model" in err
+    assert "not ready" in err
+    assert "REVISION" in err  # the status table is part of the message
+    assert clock.now >= 30
+
+
+def test_cli_isvc_not_found_names_it_and_exits_1() -> None:
+    api = FakeCustomObjectsApi(None)
+    code, out, err = run(["canary", "--model-uri", V2_URI, "--percent", "20"], api)
+    assert code == 1
+    assert out == ""
+    assert err.strip() == (
+        "error: InferenceService 'click-model' not found in namespace 'feast-inference'"
+    )
+    assert api.patches() == []
+
+
+def test_cli_not_found_in_another_namespace() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
+    code, _out, err = run(["status", "--namespace", "other", "--name", "m2"], api)
+    assert code == 1
+    assert "InferenceService 'm2' not found in namespace 'other'" in err
+
+
+def test_cli_api_error_on_patch_is_reported() -> None:
+    forbidden = ApiException(status=403, reason="Forbidden")
+    forbidden.body = json.dumps(
+        {"kind": "Status", "message": 'inferenceservices "click-model" is forbidden: no RBAC'}
+    )
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1), patch_error=forbidden)
+    code, _out, err = run(["rollback"], api)
+    assert code == 1
+    assert (
+        "error: patching InferenceService feast-inference/click-model failed: "
+        'HTTP 403 Forbidden: inferenceservices "click-model" is forbidden: no RBAC'
+    ) in err
+
+
+def test_cli_api_error_on_get_is_reported() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(STABLE_V1), get_error=ApiException(status=500, reason="boom")
+    )
+    code, _out, err = run(["status"], api)
+    assert code == 1
+    assert "reading InferenceService feast-inference/click-model failed: HTTP 500 boom" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["canary", "--percent", "101", "--model-uri", V2_URI],
+        ["canary", "--percent", "-5"],
+        ["canary", "--percent", "twenty"],
+        ["canary", "--model-uri", V2_URI],  # --percent is required
+        ["promote", "--percent", "20"],
+        ["deploy"],
+        [],
+    ],
+)
+def test_cli_usage_errors_exit_2_without_api_calls(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
+    with pytest.raises(SystemExit) as exc:
+        run(argv, api)
+    assert exc.value.code == 2
+    assert api.calls == []
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_cli_bad_model_uri_exits_1_without_api_calls() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
+    code, _out, err = run(["canary", "--percent", "20", "--model-uri", "models/xgboost"], api)
+    assert code == 1
+    assert "scheme://path" in err
+    assert api.calls == []
+
+
+def test_cli_status_prints_table_and_json() -> None:
+    api = FakeCustomObjectsApi(make_isvc(CANARY_20, canary=20, uri=V2_URI))
+    code, out, _err = run(["status"], api)
+    assert code == 0
+    assert "click-model-predictor-00001  prev    no      80%" in out
+    assert api.patches() == []
+    code, out, _err = run(["status", "--json"], api)
+    assert code == 0
+    data = json.loads(out)
+    assert data["canaryTrafficPercent"] == 20
+    assert data["components"]["predictor"]["traffic"][0] == {
+        "revisionName": "click-model-predictor-00002",
+        "tag": "latest",
+        "latestRevision": True,
+        "percent": 20,
+    }
+
+
+def test_module_import_is_cheap_and_side_effect_free() -> None:
+    """No kubernetes import and no work at module level: only imports, constants, defs and
+    the ``if __name__ == "__main__"`` guard."""
+    tree = ast.parse(Path(rollout.__file__).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+            assert not any(n.split(".")[0] == "kubernetes" for n in names), ast.dump(node)
+        elif isinstance(node, ast.If):
+            assert ast.unparse(node.test) == "__name__ == '__main__'"
+        elif isinstance(node, ast.Expr):
+            assert isinstance(node.value, ast.Constant)  # the docstring
+        else:
+            assert isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)), (
+                ast.dump(node)
+            )
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                assert node.value is not None
+                assert not any(isinstance(n, ast.Call) for n in ast.walk(node.value))
+
+
+# --------------------------------------------------------------------------- real client
+
+
+class _FakeApiServer(BaseHTTPRequestHandler):
+    isvc: dict[str, Any] | None = None
+    requests: list[tuple[str, str, str, bytes]] = []
+
+    def _send(self, code: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        type(self).requests.append(
+            (self.command, self.path, self.headers.get("Content-Type", ""), body)
+        )
+        expected = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
+        if self.path != expected or type(self).isvc is None:
+            self._send(
+                404,
+                {
+                    "kind": "Status",
+                    "status": "Failure",
+                    "reason": "NotFound",
+                    "message": "not found",
+                    "code": 404,
+                },
+            )
+            return
+        if self.command == "PATCH":
+            type(self).isvc = merge_patch(type(self).isvc, json.loads(body))
+        self._send(200, type(self).isvc or {})
+
+    do_GET = _handle
+    do_PATCH = _handle
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture
+def api_server() -> Iterator[tuple[str, type[_FakeApiServer]]]:
+    handler = type("Handler", (_FakeApiServer,), {"isvc": None, "requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _real_api(host: str) -> Any:
+    from kubernetes import client
+
+    cfg = client.Configuration(host=host)
+    return client.CustomObjectsApi(client.ApiClient(cfg))
+
+
+def test_real_client_sends_merge_patch_with_json_null(
+    api_server: tuple[str, type[_FakeApiServer]],
+) -> None:
+    host, handler = api_server
+    handler.isvc = make_isvc(CANARY_20, canary=20, uri=V2_URI)
+    code, _out, err = run(["promote", "--no-wait"], _real_api(host))
+    assert code == 0, err
+    method, path, content_type, body = handler.requests[-1]
+    assert method == "PATCH"
+    assert path.endswith(f"/namespaces/{NS}/inferenceservices/{NAME}")
+    assert content_type == "application/merge-patch+json"
+    assert json.loads(body) == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
+    assert b"null" in body
+    assert "canaryTrafficPercent" not in handler.isvc["spec"]["predictor"]
+
+
+def test_real_client_404_becomes_not_found(
+    api_server: tuple[str, type[_FakeApiServer]],
+) -> None:
+    host, handler = api_server
+    code, _out, err = run(["status", "--name", "nope"], _real_api(host))
+    assert code == 1
+    assert "InferenceService 'nope' not found in namespace 'feast-inference'" in err
+    assert [r[0] for r in handler.requests] == ["GET"]
