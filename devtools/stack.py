@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictor-protocol", choices=["v2", "grpc-v2"], default="v2")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return run(
         RunArgs(
             model_dir=a.model_dir or ROOT / "models" / a.framework,

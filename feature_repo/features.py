@@ -125,7 +125,12 @@ model_predictions = FeatureView(
         Field(
             name="features_timestamp",
             dtype=Int64,
-            description="Event time (epoch ms) of the user_data row the score was computed from",
+            description="Event time (epoch µs) of the user_data row the score was computed from",
+        ),
+        Field(
+            name="request_key",
+            dtype=String,
+            description="Request-time fields the score was computed for; empty for batch scores",
         ),
     ],
     online=True,

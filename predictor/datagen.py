@@ -184,6 +184,7 @@ def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
             "score": pd.Series([], dtype=np.float64),
             "model_version": pd.Series([], dtype=str),
             "features_timestamp": pd.Series([], dtype=np.int64),
+            "request_key": pd.Series([], dtype=str),
             "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
         }
     ).to_parquet(data / "model_predictions.parquet", index=False)

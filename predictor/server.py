@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import kserve
+from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
 from predictor import rest
@@ -11,6 +14,8 @@ from predictor.settings import PredictorSettings
 
 
 def serve(settings: PredictorSettings) -> None:
+    # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
+    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     model = ClickModel(settings.model_name, str(settings.model_dir), settings.max_batch_size)
     model.load()
     rest.install(app)

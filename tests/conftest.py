@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,22 @@ class Stack:
     @property
     def url(self) -> str:
         return self.transformer.url
+
+
+@contextmanager
+def serving(fenv, model_dir, log_dir: Path, *transformer_args: str):
+    """A predictor and one transformer (REST to the predictor) with extra transformer flags."""
+    ports = stack.Ports.free()
+    pred = stack.start_predictor(model_dir, ports, log_dir)
+    servers = [pred]
+    try:
+        stack.wait_ready(pred)
+        tr = stack.start_transformer(fenv, ports, "v2", log_dir, list(transformer_args))
+        servers.append(tr)
+        stack.wait_ready(tr)
+        yield tr, pred, ports
+    finally:
+        stack.stop(*servers)
 
 
 @pytest.fixture(scope="session")

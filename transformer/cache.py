@@ -1,52 +1,187 @@
-"""The prediction-cache seam. The online path asks the cache before calling the model and
-tells it what the model answered; the default cache never hits.
+"""Cached predictions: when one may be served, and writing new ones back.
 
-A real cache (reading ``model_predictions`` in the same online-store round trip as the
-features, writing back in the background) implements the same two methods.
+The cached rows are read by ``FeatureReader`` in the same online-store call as the features;
+this module decides which are fresh and queues write-backs. A cached prediction is fresh for
+a row when all hold:
+
+- it was computed by a model version the predictor is serving now (answered with in the last
+  ``version_ttl_s``; during a canary both versions are live);
+- from feature values at least as new as the user's current ones (``features_ts``);
+- for the same request-time fields (``request_key``), since on-demand features depend on them;
+- less than ``max_age_s`` ago.
+
+Write-back never delays or fails a request: rows go to a bounded queue that a background task
+drains in batches; a full queue drops (and counts) rows, a failed write is logged and counted,
+and ``close()`` flushes what is pending on shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
+
+from transformer.features import CachedPredictions
+from transformer.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[pd.DataFrame], Awaitable[None]]
+
+
+def request_keys(columns: dict[str, np.ndarray], fields: Sequence[str], n: int) -> list[str]:
+    """Canonical text of each row's request-time fields, e.g. ``hour_of_day=20|s=35.0``."""
+    if not fields:
+        return [""] * n
+    parts = [[f"{name}={v!r}" for v in columns[name].tolist()] for name in sorted(fields)]
+    return ["|".join(row) for row in zip(*parts, strict=True)]
+
+
+class LiveVersions:
+    """Model versions the predictor answered with recently."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic):
+        self.ttl_s, self.clock = ttl_s, clock
+        self._seen: dict[str, float] = {}
+
+    def note(self, version: str) -> None:
+        self._seen[version] = self.clock()
+
+    def live(self) -> set[str]:
+        cutoff = self.clock() - self.ttl_s
+        return {v for v, t in self._seen.items() if t >= cutoff}
 
 
 @dataclass
-class CacheLookup:
-    """Per-row cached answers: ``hit[i]`` says whether ``score[i]``/``version[i]`` are usable."""
+class Freshness:
+    max_age_s: float
+    versions: LiveVersions
 
-    hit: np.ndarray
-    score: np.ndarray
-    version: list[str]
+    def fresh(
+        self,
+        cached: CachedPredictions,
+        feature_ts: np.ndarray,
+        keys: list[str],
+        now_us: int | None = None,
+    ) -> np.ndarray:
+        now_us = now_us if now_us is not None else int(time.time() * 1e6)
+        live = self.versions.live()
+        version_ok = np.fromiter((v in live for v in cached.model_version), bool, len(keys))
+        key_ok = np.fromiter(
+            (a == b for a, b in zip(cached.request_key, keys, strict=True)), bool, len(keys)
+        )
+        return (
+            cached.present
+            & version_ok
+            & key_ok
+            & (cached.features_ts >= feature_ts)
+            & (now_us - cached.written_ts <= self.max_age_s * 1e6)
+        )
 
 
-class PredictionCache(Protocol):
-    async def lookup(
-        self, user_ids: np.ndarray, feature_ts: np.ndarray, model_version: str
-    ) -> CacheLookup: ...
+class PredictionWriter:
+    """Bounded queue + background batch writer of prediction rows."""
 
-    def store(
-        self, user_ids: np.ndarray, feature_ts: np.ndarray, scores: np.ndarray, model_version: str
-    ) -> None: ...
+    def __init__(
+        self,
+        sink: Sink,
+        entity_key: str,
+        metrics: Metrics,
+        queue_size: int = 10_000,
+        batch_rows: int = 512,
+    ):
+        self.sink, self.entity_key, self.metrics = sink, entity_key, metrics
+        self.batch_rows = batch_rows
+        self.queue: asyncio.Queue[tuple] = asyncio.Queue(maxsize=queue_size)
+        self._task: asyncio.Task | None = None
 
-    async def close(self) -> None: ...
+    def submit(
+        self,
+        user_ids: np.ndarray,
+        scores: np.ndarray,
+        version: str,
+        features_ts: np.ndarray,
+        keys: list[str],
+        written_at: datetime | None = None,
+    ) -> int:
+        """Queue rows without waiting; returns how many were dropped (queue full)."""
+        self._ensure_started()
+        at = written_at or datetime.now(UTC)
+        dropped = 0
+        for u, s, f, k in zip(
+            user_ids.tolist(), scores.tolist(), features_ts.tolist(), keys, strict=True
+        ):
+            try:
+                self.queue.put_nowait((u, s, version, f, k, at))
+            except asyncio.QueueFull:
+                dropped += 1
+        if dropped:
+            self.metrics.writeback_dropped.inc(dropped)
+            log.warning("write-back queue full: dropped %d predictions", dropped)
+        self.metrics.writeback_queue_depth.set(self.queue.qsize())
+        return dropped
+
+    def _ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.batch_rows and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                await self.write(batch)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
+                self.metrics.writeback_queue_depth.set(self.queue.qsize())
+
+    async def write(self, rows: list[tuple]) -> bool:
+        """Write rows now; a failure is logged and counted, never raised."""
+        df = pd.DataFrame(
+            rows,
+            columns=[
+                self.entity_key,
+                "score",
+                "model_version",
+                "features_timestamp",
+                "request_key",
+                "event_timestamp",
+            ],
+        )
+        try:
+            await self.sink(df)
+        except Exception:
+            self.metrics.writeback_failures.inc(len(rows))
+            log.exception("writing %d predictions back failed", len(rows))
+            return False
+        self.metrics.writeback_rows.inc(len(rows))
+        return True
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        """Flush pending rows (bounded by ``timeout_s``), then stop the writer."""
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(self.queue.join(), timeout_s)
+            except TimeoutError:
+                log.error("shutdown: %d predictions not written back", self.queue.qsize())
+            self._task.cancel()
 
 
-class NoCache:
-    """Always a miss; stores nothing."""
+def feast_sink(store: object, view: str, use_async: bool) -> Sink:
+    """Write a predictions frame to the online store through Feast."""
 
-    async def lookup(
-        self, user_ids: np.ndarray, feature_ts: np.ndarray, model_version: str
-    ) -> CacheLookup:
-        n = len(user_ids)
-        return CacheLookup(np.zeros(n, dtype=bool), np.zeros(n), [""] * n)
+    async def sink(df: pd.DataFrame) -> None:
+        if use_async:
+            await store.write_to_online_store_async(feature_view_name=view, df=df)  # type: ignore[attr-defined]
+        else:
+            await asyncio.to_thread(store.write_to_online_store, feature_view_name=view, df=df)  # type: ignore[attr-defined]
 
-    def store(
-        self, user_ids: np.ndarray, feature_ts: np.ndarray, scores: np.ndarray, model_version: str
-    ) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
+    return sink

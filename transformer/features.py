@@ -39,6 +39,32 @@ class FeatureConfigError(Exception):
     """The feature repo and the model disagree; raised at start-up."""
 
 
+PREDICTION_FIELDS = ("score", "model_version", "features_timestamp", "request_key")
+
+
+@dataclass
+class CachedPredictions:
+    """What the predictions view holds for each user (read with the features)."""
+
+    present: np.ndarray  # (N,) bool: a prediction row exists
+    score: np.ndarray  # (N,) float64
+    model_version: list[str]
+    features_ts: np.ndarray  # (N,) int64 µs: event time of the features it was computed from
+    request_key: list[str]  # request context it was computed for ("" = any, batch job)
+    written_ts: np.ndarray  # (N,) int64 µs: when it was computed
+
+    @classmethod
+    def empty(cls, n: int) -> CachedPredictions:
+        return cls(
+            np.zeros(n, bool),
+            np.zeros(n),
+            [""] * n,
+            np.zeros(n, np.int64),
+            [""] * n,
+            np.zeros(n, np.int64),
+        )
+
+
 @dataclass
 class FeatureBatch:
     """Features for N users, in model order."""
@@ -47,7 +73,8 @@ class FeatureBatch:
     matrix: np.ndarray  # (N, F) float64; NaN where a value is missing
     missing: np.ndarray  # (N,) bool: the user has no usable feature row
     stale: np.ndarray  # (N,) bool: the row is older than the staleness limit
-    feature_ts: np.ndarray  # (N,) int64 epoch seconds of the user's feature row (0: none)
+    feature_ts: np.ndarray  # (N,) int64 epoch µs of the user's feature row (0: none)
+    cached: CachedPredictions | None = None
 
     def columns(self) -> dict[str, np.ndarray]:
         return {n: self.matrix[:, j] for j, n in enumerate(self.names)}
@@ -83,6 +110,7 @@ class FeatureReader:
         feature_service: str,
         model_features: list[FeatureSpec],
         stale_after_s: float,
+        predictions_view: str | None = None,
     ):
         self.store = store
         try:
@@ -129,6 +157,22 @@ class FeatureReader:
         self.model_features = model_features
         self._model_short = [full_to_short[f.name] for f in model_features]
         self.stale_after_s = stale_after_s
+        self.predictions_view = predictions_view
+        self._refs: list[str] = [
+            f"{p.name}:{f.name}" for p in self.service.feature_view_projections for f in p.features
+        ]
+        if predictions_view is not None:
+            try:
+                view = store.get_feature_view(predictions_view)
+            except Exception as e:
+                raise FeatureConfigError(f"predictions view '{predictions_view}': {e}") from e
+            have = {f.name for f in view.features}
+            lacking = [f for f in PREDICTION_FIELDS if f not in have]
+            if lacking:
+                raise FeatureConfigError(f"predictions view '{predictions_view}' lacks {lacking}")
+            clash = set(PREDICTION_FIELDS) & set(self.short_to_full)
+            if clash:
+                raise FeatureConfigError(f"feature names {sorted(clash)} clash with predictions")
         provider = store._get_provider()
         self.use_async = bool(provider.async_supported.online.read)
         log.info(
@@ -145,22 +189,28 @@ class FeatureReader:
         """What a request must carry: the entity key, then the request fields."""
         return [self.entity_spec, *self.request_fields.values()]
 
-    async def read(self, columns: dict[str, np.ndarray]) -> tuple[FeatureBatch, dict[str, list]]:
+    async def read(
+        self, columns: dict[str, np.ndarray], with_predictions: bool = False
+    ) -> tuple[FeatureBatch, dict[str, list]]:
         """Features for the entities in ``columns`` (the entity key and request fields).
 
-        Returns the model-ordered batch and every feature of the service by full name
-        (for ``return_features``).
+        With ``with_predictions`` the predictions view is read in the same online-store call
+        (on Redis: the same pipeline, one round trip). Returns the model-ordered batch and
+        every feature of the service by full name (for ``return_features``).
         """
         rows = {name: columns[name].tolist() for name in (s.name for s in self.input_specs)}
+        features: Any = self.service
+        if with_predictions and self.predictions_view is not None:
+            features = self._refs + [f"{self.predictions_view}:{f}" for f in PREDICTION_FIELDS]
         try:
             if self.use_async:
                 response = await self.store.get_online_features_async(
-                    features=self.service, entity_rows=rows, full_feature_names=False
+                    features=features, entity_rows=rows, full_feature_names=False
                 )
             else:
                 response = await asyncio.to_thread(
                     self.store.get_online_features,
-                    features=self.service,
+                    features=features,
                     entity_rows=rows,
                     full_feature_names=False,
                 )
@@ -169,9 +219,11 @@ class FeatureReader:
 
             log.exception("online feature read failed")
             raise FeatureStoreUnavailable(f"online feature store read failed: {e}") from e
-        return self._assemble(response, len(rows[self.join_key]))
+        return self._assemble(response, len(rows[self.join_key]), features is not self.service)
 
-    def _assemble(self, response: Any, n: int) -> tuple[FeatureBatch, dict[str, list]]:
+    def _assemble(
+        self, response: Any, n: int, with_predictions: bool
+    ) -> tuple[FeatureBatch, dict[str, list]]:
         proto = response.proto
         index = {name: i for i, name in enumerate(proto.metadata.feature_names.val)}
         values = response.to_dict()
@@ -180,18 +232,29 @@ class FeatureReader:
         for short in self.batch_features:
             res = proto.results[index[short]]
             missing |= np.fromiter((s != PRESENT for s in res.statuses), bool, n)
-            ts = np.fromiter((t.seconds for t in res.event_timestamps), np.int64, n)
-            feature_ts = np.maximum(feature_ts, ts)
+            feature_ts = np.maximum(feature_ts, _micros(res.event_timestamps, n))
         matrix = np.empty((n, len(self._model_short)), dtype=np.float64)
         for j, short in enumerate(self._model_short):
             col = values[short]
             matrix[:, j] = [np.nan if v is None else v for v in col]
         missing |= np.isnan(matrix).any(axis=1)
-        stale = ~missing & (time.time() - feature_ts > self.stale_after_s)
+        stale = ~missing & (time.time() * 1e6 - feature_ts > self.stale_after_s * 1e6)
         feature_ts[missing] = 0
         by_full = {self.short_to_full[s]: values[s] for s in self.short_to_full}
+        cached = None
+        if with_predictions:
+            res = proto.results[index["score"]]
+            present = np.fromiter((s == PRESENT for s in res.statuses), bool, n)
+            cached = CachedPredictions(
+                present,
+                np.array([np.nan if v is None else v for v in values["score"]], np.float64),
+                [v or "" for v in values["model_version"]],
+                np.array([v or 0 for v in values["features_timestamp"]], np.int64),
+                [v or "" for v in values["request_key"]],
+                _micros(res.event_timestamps, n),
+            )
         batch = FeatureBatch(
-            [f.name for f in self.model_features], matrix, missing, stale, feature_ts
+            [f.name for f in self.model_features], matrix, missing, stale, feature_ts, cached
         )
         return batch, by_full
 
@@ -203,6 +266,10 @@ class FeatureReader:
                 await asyncio.to_thread(self.store.refresh_registry)
             except Exception:
                 log.exception("registry refresh failed; keeping the cached registry")
+
+
+def _micros(timestamps: Any, n: int) -> np.ndarray:
+    return np.fromiter((t.seconds * 1_000_000 + t.nanos // 1000 for t in timestamps), np.int64, n)
 
 
 def _v2(dtype: Any) -> str:

@@ -1,40 +1,43 @@
 """The transformer as a ``kserve.Model``.
 
-preprocess: decode → online features (+ on-demand) → cache lookup
-predict:    call the predictor for the rows that need the model (one call per request)
+preprocess:  decode → online features (+ on-demand, + cached predictions in the same read)
+predict:     rows without a usable cached/precomputed answer go to the predictor in one call
 postprocess: business rules → per-row outputs in the request's protocol
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from predictor.artifact import FeatureSpec
-from transformer.cache import NoCache, PredictionCache
+from transformer.cache import Freshness, PredictionWriter, request_keys
 from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
 from transformer.features import FeatureBatch, FeatureReader
+from transformer.metrics import Metrics
 from transformer.predictor_client import PredictorClient
 from transformer.rules import BusinessRules
 
 log = logging.getLogger(__name__)
 
+Mode = Literal["online", "cached", "precomputed"]
+
 
 @dataclass
 class Pending:
-    """What preprocess hands to predict: the request, its features, what the cache had."""
+    """What preprocess hands to predict."""
 
     decoded: Decoded
     features: FeatureBatch
     feature_values: dict[str, list[Any]]
-    cached: np.ndarray  # bool per row
-    cached_score: np.ndarray
-    cached_version: list[str]
+    reused: np.ndarray  # bool per row: answered from the predictions view
+    keys: list[str]  # request key per row
 
 
 class FeastTransformer(Model):
@@ -46,14 +49,26 @@ class FeastTransformer(Model):
         client_factory: Any,
         rules: BusinessRules,
         max_batch_size: int,
-        cache: PredictionCache | None = None,
+        metrics: Metrics,
+        mode: Mode = "online",
+        freshness: Freshness | None = None,
+        writer: PredictionWriter | None = None,
+        precomputed_fallback: Literal["model", "default"] = "model",
     ):
         super().__init__(name)
+        if mode != "online" and freshness is None:
+            raise ValueError(f"mode {mode!r} needs a Freshness policy")
+        if mode == "cached" and writer is None:
+            raise ValueError("mode 'cached' needs a PredictionWriter")
         self.reader = reader
         self.model_features = model_features
         self.rules = rules
         self.max_batch_size = max_batch_size
-        self.cache: PredictionCache = cache or NoCache()
+        self.metrics = metrics
+        self.mode = mode
+        self.freshness = freshness
+        self.writer = writer
+        self.precomputed_fallback = precomputed_fallback
         self._client_factory = client_factory
         self._client: PredictorClient | None = None
         self.ready = True
@@ -80,21 +95,34 @@ class FeastTransformer(Model):
         self, payload: dict | InferRequest, headers: dict[str, str] | None = None
     ) -> Pending:
         decoded = decode(payload, self.reader.input_specs, self.max_batch_size)
-        batch, values = await self.reader.read(decoded.columns)
+        use_store = self.mode != "online" and decoded.use_cache
+        batch, values = await self.reader.read(decoded.columns, with_predictions=use_store)
         n = decoded.n
-        if decoded.use_cache:
-            hit = await self.cache.lookup(
-                decoded.columns[self.reader.join_key], batch.feature_ts, ""
-            )
-            cached, cached_score, cached_version = hit.hit & ~batch.missing, hit.score, hit.version
-        else:
-            cached, cached_score, cached_version = np.zeros(n, bool), np.zeros(n), [""] * n
-        return Pending(decoded, batch, values, cached, cached_score, cached_version)
+        fields = list(self.reader.request_fields)
+        keys = request_keys(decoded.columns, fields, n) if use_store else [""] * n
+        reused = np.zeros(n, bool)
+        if use_store and batch.cached is not None and self.freshness is not None:
+            cached = batch.cached
+            if self.mode == "cached":
+                reused = self.freshness.fresh(cached, batch.feature_ts, keys) & ~batch.missing
+                stale = cached.present & ~reused & ~batch.missing
+                self.metrics.cache_hits.inc(int(reused.sum()))
+                self.metrics.cache_stale.inc(int(stale.sum()))
+                self.metrics.cache_misses.inc(int((~reused & ~batch.missing).sum()))
+            else:  # precomputed: batch scores, any request context, younger than max age
+                now_us = int(time.time() * 1e6)
+                reused = cached.present & (
+                    now_us - cached.written_ts <= self.freshness.max_age_s * 1e6
+                )
+        return Pending(decoded, batch, values, reused, keys)
 
-    def _needs_default(self, batch: FeatureBatch) -> np.ndarray:
-        default = batch.missing.copy()
+    def _needs_default(self, p: Pending) -> np.ndarray:
+        batch = p.features
+        default = batch.missing & ~p.reused
         if self.rules.stale_features == "default":
-            default |= batch.stale
+            default |= batch.stale & ~p.reused
+        if self.mode == "precomputed" and self.precomputed_fallback == "default":
+            default |= ~p.reused
         return default
 
     async def predict(
@@ -102,30 +130,38 @@ class FeastTransformer(Model):
     ) -> Answer:
         batch = payload.features
         n = payload.decoded.n
-        default = self._needs_default(batch)
-        to_model = ~default & ~payload.cached
+        reused = payload.reused
+        to_model = ~self._needs_default(payload) & ~reused
         score = np.full(n, self.rules.default_score, dtype=np.float64)
         version = [""] * n
         source = ["default"] * n
-        if payload.cached.any():
-            idx = np.flatnonzero(payload.cached)
-            score[idx] = payload.cached_score[idx]
-            for i in idx:
-                version[i] = payload.cached_version[i]
-                source[i] = "cache"
+        if reused.any():
+            cached = batch.cached
+            assert cached is not None
+            label = "cache" if self.mode == "cached" else "precomputed"
+            for i in np.flatnonzero(reused).tolist():
+                score[i] = cached.score[i]
+                version[i] = cached.model_version[i]
+                source[i] = label
         if to_model.any():
             idx = np.flatnonzero(to_model)
             pred = await self.client.infer(self.model_features, batch.matrix[idx])
             score[idx] = pred.scores
-            for i in idx:
+            for i in idx.tolist():
                 version[i] = pred.model_version
                 source[i] = "model"
-            self.cache.store(
-                payload.decoded.columns[self.reader.join_key][idx],
-                batch.feature_ts[idx],
-                pred.scores,
-                pred.model_version,
-            )
+            if self.freshness is not None:
+                self.freshness.versions.note(pred.model_version)
+            if self.mode == "cached" and payload.decoded.use_cache and self.writer is not None:
+                self.writer.submit(
+                    payload.decoded.columns[self.reader.join_key][idx],
+                    pred.scores,
+                    pred.model_version,
+                    batch.feature_ts[idx],
+                    [payload.keys[i] for i in idx.tolist()],
+                )
+        for label in set(source):
+            self.metrics.predictions.labels(source=label).inc(source.count(label))
         status = np.where(batch.missing, "missing", np.where(batch.stale, "stale", "present"))
         return Answer(
             payload.decoded,
@@ -150,6 +186,7 @@ class FeastTransformer(Model):
         return encode(result, self.name, self.reader.join_key)
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
         if self._client is not None:
             await self._client.close()
-        await self.cache.close()

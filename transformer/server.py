@@ -1,26 +1,32 @@
-"""Wire settings → Feast reader + predictor client + rules → FeastTransformer → ModelServer."""
+"""Wire settings → Feast reader + predictor client + rules + cache → FeastTransformer →
+ModelServer, plus the producer endpoint on the same HTTP port."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+import warnings
 
 import kserve
+from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
 from predictor import rest
 from transformer import errors
+from transformer.cache import Freshness, LiveVersions, PredictionWriter, feast_sink
 from transformer.features import FeatureReader, open_store
+from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.predictor_client import fetch_model_features, make_client
+from transformer.producer import Producer, feast_feature_sink, install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
 
 log = logging.getLogger(__name__)
 
 
-def build(settings: TransformerSettings) -> FeastTransformer:
+def build(settings: TransformerSettings, metrics: Metrics | None = None) -> FeastTransformer:
     """Everything the transformer needs, checked before the server starts."""
     rules = load_rules(settings.rules_file)
     model_features = fetch_model_features(
@@ -31,7 +37,15 @@ def build(settings: TransformerSettings) -> FeastTransformer:
         settings.predictor_use_ssl,
     )
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
-    reader = FeatureReader(store, settings.feature_service, model_features, rules.stale_after_s)
+    uses_store = settings.mode != "online"
+    reader = FeatureReader(
+        store,
+        settings.feature_service,
+        model_features,
+        rules.stale_after_s,
+        predictions_view=settings.predictions_view if uses_store else None,
+    )
+    metrics = metrics or Metrics()
     client_factory = functools.partial(
         make_client,
         settings.predictor_protocol,
@@ -40,13 +54,34 @@ def build(settings: TransformerSettings) -> FeastTransformer:
         settings.predictor_timeout_s,
         settings.predictor_use_ssl,
     )
+    freshness = writer = None
+    if uses_store:
+        freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))
+        writer = PredictionWriter(
+            feast_sink(store, settings.predictions_view, reader.use_async),
+            reader.join_key,
+            metrics,
+            settings.writeback_queue_size,
+            settings.writeback_batch_rows,
+        )
+    log.info("mode %s", settings.mode)
     return FeastTransformer(
-        settings.model_name, reader, model_features, client_factory, rules, settings.max_batch_size
+        settings.model_name,
+        reader,
+        model_features,
+        client_factory,
+        rules,
+        settings.max_batch_size,
+        metrics,
+        mode=settings.mode,
+        freshness=freshness,
+        writer=writer,
+        precomputed_fallback=settings.precomputed_fallback,
     )
 
 
-class _Refresher:
-    """Starts the background registry refresh with the server's event loop."""
+class _Lifecycle:
+    """Background registry refresh while serving; flush write-backs and close on shutdown."""
 
     def __init__(self, model: FeastTransformer, every_s: float):
         self.model = model
@@ -64,12 +99,23 @@ class _Refresher:
 
 
 def serve(settings: TransformerSettings) -> None:
+    # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
+    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     model = build(settings)
-    refresher = _Refresher(model, settings.registry_refresh_s)
-    app.router.on_startup.append(refresher.start)
-    app.router.on_shutdown.append(refresher.stop)
+    lifecycle = _Lifecycle(model, settings.registry_refresh_s)
+    app.router.on_startup.append(lifecycle.start)
+    app.router.on_shutdown.append(lifecycle.stop)
     rest.install(app)
     errors.install(app)
+    user_view = next(
+        p.name
+        for p in model.reader.service.feature_view_projections
+        if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
+    )
+    install_route(
+        app,
+        Producer(model, user_view, feast_feature_sink(model.reader.store, model.reader.use_async)),
+    )
     kserve.ModelServer(
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,

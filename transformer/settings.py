@@ -48,6 +48,25 @@ class TransformerSettings(BaseSettings):
         60.0, ge=0, description="Refresh the Feast registry in the background this often (0: never)"
     )
     max_batch_size: int = Field(1000, ge=1, description="Largest number of users in one request")
+    mode: Literal["online", "cached", "precomputed"] = Field(
+        "online",
+        description="online: features + model on every request; cached: serve fresh cached "
+        "predictions, compute and write back the rest; precomputed: serve batch-job predictions",
+    )
+    predictions_view: str = Field(
+        "model_predictions", description="Feast feature view holding cached/precomputed predictions"
+    )
+    cache_max_age_s: float = Field(
+        3600.0, gt=0, description="cached/precomputed: oldest prediction that may be served"
+    )
+    precomputed_fallback: Literal["model", "default"] = Field(
+        "model",
+        description="precomputed: users the batch job missed get the model (or the default answer)",
+    )
+    writeback_queue_size: int = Field(
+        10_000, ge=1, description="cached: predictions waiting for write-back before new ones drop"
+    )
+    writeback_batch_rows: int = Field(512, ge=1, description="cached: rows per write-back batch")
     rules_file: Path | None = Field(
         None, description="YAML business rules (default rules if unset)"
     )

@@ -6,8 +6,7 @@ import numpy as np
 
 from predictor.artifact import FeatureSpec
 from predictor.codec import TensorSpec
-from transformer.cache import CacheLookup
-from transformer.features import FeatureBatch
+from transformer.features import CachedPredictions, FeatureBatch
 from transformer.predictor_client import Prediction
 
 FEATURES = [FeatureSpec(name="v__x", datatype="FP64"), FeatureSpec(name="v__k", datatype="INT64")]
@@ -18,12 +17,18 @@ TABLE = {1: (0.9, 3, 60.0), 2: (0.1, 1, 60.0), 3: (0.5, 2, 10 * 86400.0)}
 class FakeReader:
     join_key = "user_id"
     input_specs = [TensorSpec("user_id", "INT64"), TensorSpec("hour", "INT64")]
+    request_fields = {"hour": TensorSpec("hour", "INT64")}
 
-    def __init__(self, stale_after_s: float = 86400.0, now: float = 1_800_000_000.0):
-        self.stale_after_s, self.now, self.reads = stale_after_s, now, 0
+    def __init__(self, stale_after_s: float = 86400.0, now: float | None = None):
+        import time
 
-    async def read(self, columns):
-        self.reads += 1
+        self.stale_after_s = stale_after_s
+        self.now = now if now is not None else time.time()
+        self.reads: list[bool] = []
+        self.cache: dict[int, tuple] = {}  # user → CachedPredictions fields for that row
+
+    async def read(self, columns, with_predictions=False):
+        self.reads.append(with_predictions)
         ids = columns["user_id"].tolist()
         n = len(ids)
         matrix = np.full((n, 2), np.nan)
@@ -32,13 +37,26 @@ class FakeReader:
             if u in TABLE:
                 x, k, age = TABLE[u]
                 matrix[i] = (x, k)
-                ts[i] = int(self.now - age)
+                ts[i] = int((self.now - age) * 1e6)
         missing = np.isnan(matrix).any(axis=1)
-        stale = ~missing & (self.now - ts > self.stale_after_s)
+        stale = ~missing & (self.now * 1e6 - ts > self.stale_after_s * 1e6)
         values = {
             "v__x": [None if m else v for m, v in zip(missing, matrix[:, 0].tolist(), strict=True)]
         }
-        return FeatureBatch([f.name for f in FEATURES], matrix, missing, stale, ts), values
+        cached = None
+        if with_predictions:
+            cached = CachedPredictions.empty(n)
+            for i, u in enumerate(ids):
+                if u in self.cache:
+                    score, version, fts, key, written = self.cache[u]
+                    cached.present[i] = True
+                    cached.score[i] = score
+                    cached.model_version[i] = version
+                    cached.features_ts[i] = fts
+                    cached.request_key[i] = key
+                    cached.written_ts[i] = written
+        batch = FeatureBatch([f.name for f in FEATURES], matrix, missing, stale, ts, cached)
+        return batch, values
 
 
 class FakeClient:
@@ -49,23 +67,6 @@ class FakeClient:
     async def infer(self, features, matrix):
         self.calls.append(matrix.copy())
         return Prediction(matrix[:, 0].copy(), self.version)  # score = x
-
-    async def close(self):
-        return None
-
-
-class FakeCache:
-    def __init__(self, hits: dict[int, tuple[float, str]]):
-        self.hits, self.stored = hits, []
-
-    async def lookup(self, user_ids, feature_ts, model_version):
-        ids = user_ids.tolist()
-        hit = np.array([u in self.hits for u in ids])
-        score = np.array([self.hits.get(u, (0.0, ""))[0] for u in ids])
-        return CacheLookup(hit, score, [self.hits.get(u, (0.0, ""))[1] for u in ids])
-
-    def store(self, user_ids, feature_ts, scores, model_version):
-        self.stored.append((user_ids.tolist(), scores.tolist(), model_version))
 
     async def close(self):
         return None

@@ -1,20 +1,48 @@
 import asyncio
+import time
 
 import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
+from prometheus_client import CollectorRegistry
 
-from tests.transformer.fakes import FEATURES, FakeCache, FakeClient, FakeReader
+from tests.transformer.fakes import FEATURES, TABLE, FakeClient, FakeReader
+from transformer.cache import Freshness, LiveVersions
+from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.rules import BusinessRules
 
 pytestmark = pytest.mark.unit
 
 
-def make(rules=None, cache=None):
+class RecordingWriter:
+    def __init__(self):
+        self.rows = []
+
+    def submit(self, user_ids, scores, version, features_ts, keys, written_at=None):
+        self.rows += list(zip(user_ids.tolist(), scores.tolist(), [version] * len(keys), keys))
+        return 0
+
+    async def close(self):
+        return None
+
+
+def make(rules=None, mode="online", fallback="model"):
     client = FakeClient()
+    metrics = Metrics(CollectorRegistry())
+    versions = LiveVersions(3600)
     model = FeastTransformer(
-        "click-model", FakeReader(), FEATURES, lambda: client, rules or BusinessRules(), 100, cache
+        "click-model",
+        FakeReader(),
+        FEATURES,
+        lambda: client,
+        rules or BusinessRules(),
+        100,
+        metrics,
+        mode=mode,
+        freshness=Freshness(3600, versions),
+        writer=RecordingWriter(),
+        precomputed_fallback=fallback,
     )
     return model, client
 
@@ -37,6 +65,10 @@ def outputs(response):
     return {o.name: o.data for o in response.outputs}
 
 
+def now_us():
+    return int(time.time() * 1e6)
+
+
 def test_batch_is_one_predictor_call_with_known_rows_only():
     model, client = make()
     out = outputs(call(model, v2([1, 99, 2])))
@@ -46,7 +78,7 @@ def test_batch_is_one_predictor_call_with_known_rows_only():
     assert out["prediction_source"] == ["model", "default", "model"]
     assert out["feature_status"] == ["present", "missing", "present"]
     assert out["model_version"] == ["sklearn-abc", "", "sklearn-abc"]
-    assert model.reader.reads == 1
+    assert model.reader.reads == [False]  # online mode never reads the predictions view
 
 
 def test_unknown_users_only_never_call_the_model():
@@ -93,16 +125,62 @@ def test_v1_in_v1_out():
     }
 
 
-def test_cache_seam_hits_skip_the_model_and_misses_are_stored():
-    cache = FakeCache({1: (0.33, "sklearn-old")})
-    model, client = make(cache=cache)
+def feature_ts(user):
+    return int((time.time() - TABLE[user][2]) * 1e6)
+
+
+def test_cached_mode_serves_only_fresh_entries_and_writes_back_misses():
+    model, client = make(mode="cached")
+    model.freshness.versions.note("sklearn-abc")
+    model.reader.cache = {
+        1: (0.33, "sklearn-abc", feature_ts(1) + 10**6, "hour=1", now_us()),  # fresh
+        2: (0.44, "sklearn-old", feature_ts(2) + 10**6, "hour=1", now_us()),  # model not live
+    }
     out = outputs(call(model, v2([1, 2])))
     assert out["prediction_source"] == ["cache", "model"]
-    assert out["score"] == [0.33, 0.1] and out["model_version"] == ["sklearn-old", "sklearn-abc"]
+    assert out["score"] == [0.33, 0.1] and out["model_version"] == ["sklearn-abc", "sklearn-abc"]
     assert client.calls[0].shape == (1, 2)
-    assert cache.stored == [([2], [0.1], "sklearn-abc")]
+    assert model.writer.rows == [(2, 0.1, "sklearn-abc", "hour=1")]
+    assert model.metrics.cache_hits._value.get() == 1
+    assert model.metrics.cache_stale._value.get() == 1
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        (0.33, "sklearn-abc", 1, "hour=1", 0),  # features newer than the prediction
+        (0.33, "sklearn-abc", 10**18, "hour=2", 0),  # other request context
+        (0.33, "sklearn-abc", 10**18, "hour=1", -7200 * 10**6),  # older than max age
+    ],
+    ids=["older-features", "other-request", "too-old"],
+)
+def test_cached_mode_refuses_stale_entries(entry):
+    model, client = make(mode="cached")
+    model.freshness.versions.note("sklearn-abc")
+    score, version, fts, key, age = entry
+    model.reader.cache = {1: (score, version, fts, key, now_us() + age)}
+    assert outputs(call(model, v2([1])))["prediction_source"] == ["model"]
+
+
+def test_cache_false_bypasses_reads_and_write_back():
+    model, client = make(mode="cached")
+    model.freshness.versions.note("sklearn-abc")
+    model.reader.cache = {1: (0.33, "sklearn-abc", 10**18, "hour=1", now_us())}
     out = outputs(call(model, v2([1], {"cache": False})))
-    assert out["prediction_source"] == ["model"]
+    assert out["prediction_source"] == ["model"] and model.reader.reads == [False]
+    assert model.writer.rows == []
+
+
+def test_precomputed_mode_and_its_fallbacks():
+    model, client = make(mode="precomputed")
+    model.reader.cache = {1: (0.7, "batch-v", 0, "", now_us())}
+    out = outputs(call(model, v2([1, 2])))
+    assert out["prediction_source"] == ["precomputed", "model"]
+    assert out["model_version"] == ["batch-v", "sklearn-abc"] and model.writer.rows == []
+    model, client = make(mode="precomputed", fallback="default")
+    model.reader.cache = {1: (0.7, "batch-v", 0, "", now_us())}
+    out = outputs(call(model, v2([1, 2])))
+    assert out["prediction_source"] == ["precomputed", "default"] and client.calls == []
 
 
 def test_bad_input_is_invalid_input():
