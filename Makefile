@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ONLINE_STORE ?= sqlite
 FRAMEWORK ?= sklearn
+MODEL_DIR ?= models/$(FRAMEWORK)
+MODE ?= online
+BATCH_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -34,9 +37,14 @@ train: $(STAMP) ## Train both frameworks into models/sklearn and models/xgboost
 	$(PY) -m predictor.train --framework sklearn --output models/sklearn
 	$(PY) -m predictor.train --framework xgboost --output models/xgboost
 
+.PHONY: batch
+batch: $(STAMP) ## Precompute predictions for every user with Ray and write them to the online store
+	@test -f $(MODEL_DIR)/metadata.json || $(MAKE) train
+	$(PY) -m predictor.batch --model-dir $(MODEL_DIR) $(BATCH_ARGS)
+
 .PHONY: run
-run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost)
-	$(PY) -m devtools.stack --online-store $(ONLINE_STORE) --framework $(FRAMEWORK)
+run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost, MODE=online|cached|precomputed)
+	$(PY) -m devtools.stack --online-store $(ONLINE_STORE) --framework $(FRAMEWORK) --mode $(MODE)
 
 .PHONY: test
 test: $(STAMP) ## Unit, integration and local e2e tests (everything but the kind cluster)

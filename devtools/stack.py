@@ -269,6 +269,7 @@ class RunArgs:
     framework: str = "sklearn"
     online_store: str = "sqlite"
     protocol: str = "v2"
+    mode: str = "online"
     extra: list[str] = field(default_factory=list)
 
 
@@ -284,7 +285,7 @@ def run(a: RunArgs) -> int:
         servers = [pred]
         try:
             wait_ready(pred)
-            tr = start_transformer(fenv, ports, a.protocol)
+            tr = start_transformer(fenv, ports, a.protocol, extra=["--mode", a.mode])
             servers.append(tr)
             wait_ready(tr)
             print("\n" + "=" * 72, flush=True)
@@ -292,7 +293,7 @@ def run(a: RunArgs) -> int:
                 "Stack is up: transformer http://127.0.0.1:8080 (gRPC 8081), "
                 "predictor http://127.0.0.1:8085 (gRPC 8086)"
             )
-            print(f"Online store: {a.online_store}. Try (user 42):\n")
+            print(f"Online store: {a.online_store}, mode: {a.mode}. Try (user 42):\n")
             print(example_request())
             print("\nCtrl-C stops both servers.\n" + "=" * 72, flush=True)
             while all(s.proc.poll() is None for s in servers):
@@ -339,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--framework", choices=["sklearn", "xgboost"], default="sklearn")
     p.add_argument("--model-dir", type=Path, help="default models/<framework>")
     p.add_argument("--predictor-protocol", choices=["v2", "grpc-v2"], default="v2")
+    p.add_argument("--mode", choices=["online", "cached", "precomputed"], default="online")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -348,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             framework=a.framework,
             online_store=a.online_store,
             protocol=a.predictor_protocol,
+            mode=a.mode,
         )
     )
 

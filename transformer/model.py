@@ -121,7 +121,8 @@ class FeastTransformer(Model):
         default = batch.missing & ~p.reused
         if self.rules.stale_features == "default":
             default |= batch.stale & ~p.reused
-        if self.mode == "precomputed" and self.precomputed_fallback == "default":
+        fallback_default = self.mode == "precomputed" and self.precomputed_fallback == "default"
+        if fallback_default and p.decoded.use_cache:  # "cache": false always asks the model
             default |= ~p.reused
         return default
 

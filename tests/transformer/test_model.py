@@ -20,7 +20,9 @@ class RecordingWriter:
         self.rows = []
 
     def submit(self, user_ids, scores, version, features_ts, keys, written_at=None):
-        self.rows += list(zip(user_ids.tolist(), scores.tolist(), [version] * len(keys), keys))
+        self.rows += list(
+            zip(user_ids.tolist(), scores.tolist(), [version] * len(keys), keys, strict=True)
+        )
         return 0
 
     async def close(self):
@@ -155,7 +157,7 @@ def test_cached_mode_serves_only_fresh_entries_and_writes_back_misses():
     ids=["older-features", "other-request", "too-old"],
 )
 def test_cached_mode_refuses_stale_entries(entry):
-    model, client = make(mode="cached")
+    model, _client = make(mode="cached")
     model.freshness.versions.note("sklearn-abc")
     score, version, fts, key, age = entry
     model.reader.cache = {1: (score, version, fts, key, now_us() + age)}
@@ -163,7 +165,7 @@ def test_cached_mode_refuses_stale_entries(entry):
 
 
 def test_cache_false_bypasses_reads_and_write_back():
-    model, client = make(mode="cached")
+    model, _client = make(mode="cached")
     model.freshness.versions.note("sklearn-abc")
     model.reader.cache = {1: (0.33, "sklearn-abc", 10**18, "hour=1", now_us())}
     out = outputs(call(model, v2([1], {"cache": False})))

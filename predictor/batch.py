@@ -1,0 +1,194 @@
+"""Precomputed batch predictions with Ray (serving approach 3).
+
+``python -m predictor.batch --model-dir models/sklearn`` (``make batch``):
+
+1. read the latest features of every user (or ``--users``) from the offline store with
+   ``get_historical_features`` at the current time (on-demand features are computed for the
+   fixed request context given by ``--context``: precomputed scores cannot see request-time
+   data);
+2. score them with Ray Data ``map_batches``, each worker loading the model once with the same
+   loader as the predictor (``predictor.artifact.load_model``);
+3. write the scores to the predictions view of the online store (``request_key`` empty, so the
+   transformer's ``precomputed`` mode serves them and ``cached`` mode does not mistake them for
+   request-specific answers).
+
+Runs on an embedded local Ray by default, or on a cluster with ``--address ray://host:10001``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from predictor.artifact import load_model, read_metadata
+
+log = logging.getLogger("predictor.batch")
+
+
+@dataclass
+class BatchResult:
+    users: int
+    scored: int
+    written: int
+    model_version: str
+    seconds: dict[str, float]
+
+
+def parse_context(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in filter(None, text.split(",")):
+        name, _, value = part.partition("=")
+        if not value:
+            raise SystemExit(f"--context: '{part}' is not name=value")
+        out[name.strip()] = float(value)
+    return out
+
+
+def store_for(repo: Path) -> Any:
+    from feast import FeatureStore
+
+    fs_yaml = os.environ.get("FEAST_FS_YAML_FILE_PATH")
+    return FeatureStore(repo_path=str(repo), fs_yaml_file=Path(fs_yaml) if fs_yaml else None)
+
+
+def latest_features(
+    repo: Path, feature_service: str, users: np.ndarray | None, context: dict[str, float]
+) -> pd.DataFrame:
+    """One row per user with the model's features as of now (point in time)."""
+    store = store_for(repo)
+    if users is None:
+        users = pd.read_parquet(repo / "data" / "user_data.parquet", columns=["user_id"])[
+            "user_id"
+        ].unique()
+    entity_df = pd.DataFrame({"user_id": np.asarray(users, dtype=np.int64)})
+    entity_df["event_timestamp"] = pd.Timestamp(datetime.now(UTC))
+    for name, value in context.items():
+        entity_df[name] = value
+    svc = store.get_feature_service(feature_service)
+    return store.get_historical_features(
+        entity_df=entity_df, features=svc, full_feature_names=True
+    ).to_df()
+
+
+class ScoreBatch:
+    """Ray Data callable class: loads the model once per worker, scores pandas batches."""
+
+    def __init__(self, model_dir: str):
+        self.model = load_model(model_dir)
+        self.names = self.model.metadata.feature_names
+
+    def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
+        x = df[self.names].to_numpy(np.float64)
+        ok = ~np.isnan(x).any(axis=1)
+        score = np.full(len(df), np.nan)
+        if ok.any():
+            score[ok] = self.model.score(x[ok])
+        return pd.DataFrame({"user_id": df["user_id"].to_numpy(), "score": score})
+
+
+def score_with_ray(
+    features: pd.DataFrame, model_dir: Path, workers: int, batch_size: int, address: str | None
+) -> pd.DataFrame:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            num_cpus=None if address else workers,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    names = read_metadata(model_dir).feature_names
+    ds = ray.data.from_pandas(features[["user_id", *names]], override_num_blocks=max(workers * 4, 1))
+    scored = ds.map_batches(
+        ScoreBatch,
+        fn_constructor_args=(str(model_dir),),
+        batch_size=batch_size,
+        batch_format="pandas",
+        concurrency=workers,
+    )
+    return scored.to_pandas()
+
+
+def write_predictions(
+    repo: Path, scores: pd.DataFrame, version: str, view: str, chunk: int = 50_000
+) -> int:
+    store = store_for(repo)
+    now = datetime.now(UTC)
+    ok = scores.dropna(subset=["score"])
+    written = 0
+    for start in range(0, len(ok), chunk):
+        part = ok.iloc[start : start + chunk]
+        df = pd.DataFrame(
+            {
+                "user_id": part["user_id"].to_numpy(np.int64),
+                "score": part["score"].to_numpy(np.float64),
+                "model_version": version,
+                "features_timestamp": 0,
+                "request_key": "",
+                "event_timestamp": now,
+            }
+        )
+        store.write_to_online_store(feature_view_name=view, df=df)
+        written += len(df)
+        log.info("written %d/%d predictions", written, len(ok))
+    return written
+
+
+def run(
+    repo: Path, model_dir: Path, users: np.ndarray | None = None, context: dict[str, float] | None = None,
+    workers: int = 2, batch_size: int = 20_000, address: str | None = None,
+    feature_service: str = "click_model_v1", view: str = "model_predictions",
+) -> BatchResult:
+    meta = read_metadata(model_dir)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    log.info("[1/3] reading the latest features from the offline store")
+    features = latest_features(repo, feature_service, users, context or {})
+    seconds["read_features"] = time.perf_counter() - t
+    log.info("[1/3] %d users in %.1fs", len(features), seconds["read_features"])
+    t = time.perf_counter()
+    log.info("[2/3] scoring with Ray Data on %d workers", workers)
+    scores = score_with_ray(features, model_dir, workers, batch_size, address)
+    seconds["score"] = time.perf_counter() - t
+    log.info("[2/3] scored %d users in %.1fs", scores["score"].notna().sum(), seconds["score"])
+    t = time.perf_counter()
+    log.info("[3/3] writing to the online store view %s", view)
+    written = write_predictions(repo, scores, meta.version, view)
+    seconds["write"] = time.perf_counter() - t
+    log.info("[3/3] wrote %d predictions in %.1fs", written, seconds["write"])
+    return BatchResult(len(features), int(scores["score"].notna().sum()), written, meta.version, seconds)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m predictor.batch", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", type=Path, default=Path("feature_repo"))
+    p.add_argument("--model-dir", type=Path, default=Path("models/sklearn"))
+    p.add_argument("--users", help="comma-separated user ids (default: every user)")
+    p.add_argument("--context", default="session_duration_s=30,hour_of_day=12",
+                   help="request-time fields used for on-demand features, name=value,...")
+    p.add_argument("--workers", type=int, default=2, help="Ray scoring workers")
+    p.add_argument("--batch-size", type=int, default=20_000)
+    p.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    users = np.array([int(u) for u in a.users.split(",")]) if a.users else None
+    r = run(a.repo, a.model_dir, users, parse_context(a.context), a.workers, a.batch_size, a.address)
+    print(f"{r.written} predictions of {r.model_version} written "
+          f"(read {r.seconds['read_features']:.1f}s, score {r.seconds['score']:.1f}s, "
+          f"write {r.seconds['write']:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()
