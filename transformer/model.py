@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 import numpy as np
 from kserve import Model
-from kserve.protocol.infer_type import InferRequest, InferResponse
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from predictor.artifact import FeatureSpec
+from predictor.codec import TensorSpec, decode_v2
 from transformer.cache import Freshness, PredictionWriter, request_keys
 from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
 from transformer.features import FeatureBatch, FeatureReader
@@ -27,6 +28,14 @@ from transformer.rules import BusinessRules
 log = logging.getLogger(__name__)
 
 Mode = Literal["online", "cached", "precomputed"]
+
+
+@dataclass
+class Passthrough:
+    """A v2 request that already carries the model's features: forwarded as it is."""
+
+    matrix: np.ndarray
+    request_id: str
 
 
 @dataclass
@@ -91,9 +100,21 @@ class FeastTransformer(Model):
     def validate(self, payload: Any) -> Any:
         return payload
 
+    def _is_passthrough(self, payload: Any) -> bool:
+        if not isinstance(payload, InferRequest) or not payload.inputs:
+            return False
+        names = {i.name for i in payload.inputs}
+        return names == {f.name for f in self.model_features}
+
     async def preprocess(
         self, payload: dict | InferRequest, headers: dict[str, str] | None = None
-    ) -> Pending:
+    ) -> Pending | Passthrough:
+        if self._is_passthrough(payload):
+            assert isinstance(payload, InferRequest)
+            specs = [TensorSpec(f.name, f.datatype) for f in self.model_features]
+            cols, _ = decode_v2(payload, specs, self.max_batch_size)
+            matrix = np.column_stack([cols[s.name].astype(np.float64) for s in specs])
+            return Passthrough(matrix, payload.id or "")
         decoded = decode(payload, self.reader.input_specs, self.max_batch_size)
         use_store = self.mode != "online" and decoded.use_cache
         batch, values = await self.reader.read(decoded.columns, with_predictions=use_store)
@@ -127,8 +148,24 @@ class FeastTransformer(Model):
         return default
 
     async def predict(
-        self, payload: Pending, headers: dict[str, str] | None = None, response_headers: Any = None
-    ) -> Answer:
+        self,
+        payload: Pending | Passthrough,
+        headers: dict[str, str] | None = None,
+        response_headers: Any = None,
+    ) -> Answer | InferResponse:
+        if isinstance(payload, Passthrough):
+            pred = await self.client.infer(self.model_features, payload.matrix)
+            self.metrics.predictions.labels(source="passthrough").inc(len(pred.scores))
+            n = len(pred.scores)
+            return InferResponse(
+                response_id=payload.request_id,
+                model_name=self.name,
+                model_version=pred.model_version,
+                infer_outputs=[
+                    InferOutput("probability", [n], "FP64", pred.scores.tolist()),
+                    InferOutput("model_version", [n], "BYTES", [pred.model_version] * n),
+                ],
+            )
         batch = payload.features
         n = payload.decoded.n
         reused = payload.reused
@@ -174,8 +211,13 @@ class FeastTransformer(Model):
         )
 
     async def postprocess(
-        self, result: Answer, headers: dict[str, str] | None = None, response_headers: Any = None
+        self,
+        result: Answer | InferResponse,
+        headers: dict[str, str] | None = None,
+        response_headers: Any = None,
     ) -> InferResponse | dict[str, Any]:
+        if isinstance(result, InferResponse):  # passthrough: the predictor's answer as it is
+            return result
         is_default = np.array([s == "default" for s in result.source])
         scored = self.rules.clamp(result.score)
         decisions = self.rules.decide(scored)

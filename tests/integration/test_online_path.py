@@ -156,3 +156,34 @@ def test_batch_of_many_users(local_stack):
     assert len(out["score"]) == 300 and set(out["prediction_source"]) == {"model"}
     # the scores differ between users: features really reach the model
     assert len(set(out["score"])) > 250
+
+
+def test_features_free_inference_on_the_predictor_and_through_the_transformer(local_stack):
+    """Approach 4: the request carries the feature values; no online store involved."""
+    meta = read_metadata(local_stack.model_dir)
+    row = {
+        "user_data__click_through_rate": 0.12,
+        "user_data__number_of_clicks": 40,
+        "user_data__average_page_duration": 25.0,
+        "user_data__sessions_last_7d": 6,
+        "user_data__days_since_signup": 300,
+        "user_data__conversion_rate": 0.03,
+        "user_request_features__engagement_ratio": 2.0,
+        "user_request_features__is_peak_hour": 1,
+        "user_request_features__clicks_per_session": 6.5,
+    }
+    body = {
+        "inputs": [
+            {"name": f.name, "datatype": f.datatype, "shape": [1], "data": [row[f.name]]}
+            for f in meta.features
+        ]
+    }
+    direct = outputs(
+        httpx.post(
+            f"http://127.0.0.1:{local_stack.ports.predictor_http}/v2/models/{MODEL}/infer",
+            json=body,
+        )
+    )
+    via = outputs(httpx.post(f"{local_stack.url}/v2/models/{MODEL}/infer", json=body))
+    assert direct == via and direct["model_version"] == [meta.version]
+    assert 0.0 < direct["probability"][0] < 1.0

@@ -203,3 +203,14 @@ def test_metadata_advertises_real_inputs_and_outputs():
         "prediction_source",
         "feature_status",
     ]
+
+
+def test_requests_carrying_the_features_are_forwarded_unchanged():
+    model, _ = make()
+    body = InferRequest(
+        "click-model",
+        [InferInput("v__x", [2], "FP64", [0.25, 0.75]), InferInput("v__k", [2], "INT64", [1, 2])],
+    )
+    out = outputs(call(model, body))
+    assert out == {"probability": [0.25, 0.75], "model_version": ["sklearn-abc"] * 2}
+    assert model.reader.reads == []  # no feature lookup at all
