@@ -11,6 +11,7 @@ FRAMEWORK ?= sklearn
 MODEL_DIR ?= models/$(FRAMEWORK)
 MODE ?= online
 BATCH_ARGS ?=
+BENCH_USERS ?= 1000000
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -41,6 +42,11 @@ train: $(STAMP) ## Train both frameworks into models/sklearn and models/xgboost
 batch: $(STAMP) ## Precompute predictions for every user with Ray and write them to the online store
 	@test -f $(MODEL_DIR)/metadata.json || $(MAKE) train
 	$(PY) -m predictor.batch --model-dir $(MODEL_DIR) $(BATCH_ARGS)
+
+.PHONY: bench-batch
+bench-batch: $(STAMP) ## Ray batch job vs pandas + feast materialize on BENCH_USERS users (default 1M)
+	@test -f $(MODEL_DIR)/metadata.json || $(MAKE) train
+	$(PY) -m devtools.bench_batch --users $(BENCH_USERS) --model-dir $(MODEL_DIR)
 
 .PHONY: run
 run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost, MODE=online|cached|precomputed)
