@@ -68,11 +68,12 @@ class FeatureEnv:
 
 def prepare_features(fenv: FeatureEnv, *, n_users: int = 10_000, force: bool = False) -> None:
     """Generate data if missing, ``feast apply`` and materialize (idempotent)."""
-    from predictor.datagen import DataSpec, generate
+    from predictor.datagen import DataSpec, ensure_predictions_table, generate
 
     data = fenv.repo / "data"
     if force or not (data / "user_data.parquet").is_file():
         generate(fenv.repo, DataSpec(n_users=n_users))
+    ensure_predictions_table(fenv.repo)
     stamp = data / (".materialized-redis" if fenv.redis else ".materialized-sqlite")
     defs_mtime = max(p.stat().st_mtime for p in fenv.repo.glob("*.py"))
     if force or fenv.redis or not stamp.is_file() or stamp.stat().st_mtime < defs_mtime:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
+from predictor import logs
 from predictor.cli import settings_from_cli
 from predictor.settings import PredictorSettings
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(PredictorSettings, argv, "python -m predictor")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.access_log)
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from predictor.server import serve
 

@@ -109,7 +109,9 @@ def score_with_ray(
             logging_level=logging.WARNING,
         )
     names = read_metadata(model_dir).feature_names
-    ds = ray.data.from_pandas(features[["user_id", *names]], override_num_blocks=max(workers * 4, 1))
+    ds = ray.data.from_pandas(
+        features[["user_id", *names]], override_num_blocks=max(workers * 4, 1)
+    )
     scored = ds.map_batches(
         ScoreBatch,
         fn_constructor_args=(str(model_dir),),
@@ -146,9 +148,15 @@ def write_predictions(
 
 
 def run(
-    repo: Path, model_dir: Path, users: np.ndarray | None = None, context: dict[str, float] | None = None,
-    workers: int = 2, batch_size: int = 20_000, address: str | None = None,
-    feature_service: str = "click_model_v1", view: str = "model_predictions",
+    repo: Path,
+    model_dir: Path,
+    users: np.ndarray | None = None,
+    context: dict[str, float] | None = None,
+    workers: int = 2,
+    batch_size: int = 20_000,
+    address: str | None = None,
+    feature_service: str = "click_model_v1",
+    view: str = "model_predictions",
 ) -> BatchResult:
     meta = read_metadata(model_dir)
     seconds: dict[str, float] = {}
@@ -167,27 +175,39 @@ def run(
     written = write_predictions(repo, scores, meta.version, view)
     seconds["write"] = time.perf_counter() - t
     log.info("[3/3] wrote %d predictions in %.1fs", written, seconds["write"])
-    return BatchResult(len(features), int(scores["score"].notna().sum()), written, meta.version, seconds)
+    return BatchResult(
+        len(features), int(scores["score"].notna().sum()), written, meta.version, seconds
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m predictor.batch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m predictor.batch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--repo", type=Path, default=Path("feature_repo"))
     p.add_argument("--model-dir", type=Path, default=Path("models/sklearn"))
     p.add_argument("--users", help="comma-separated user ids (default: every user)")
-    p.add_argument("--context", default="session_duration_s=30,hour_of_day=12",
-                   help="request-time fields used for on-demand features, name=value,...")
+    p.add_argument(
+        "--context",
+        default="session_duration_s=30,hour_of_day=12",
+        help="request-time fields used for on-demand features, name=value,...",
+    )
     p.add_argument("--workers", type=int, default=2, help="Ray scoring workers")
     p.add_argument("--batch-size", type=int, default=20_000)
     p.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     users = np.array([int(u) for u in a.users.split(",")]) if a.users else None
-    r = run(a.repo, a.model_dir, users, parse_context(a.context), a.workers, a.batch_size, a.address)
-    print(f"{r.written} predictions of {r.model_version} written "
-          f"(read {r.seconds['read_features']:.1f}s, score {r.seconds['score']:.1f}s, "
-          f"write {r.seconds['write']:.1f}s)")
+    r = run(
+        a.repo, a.model_dir, users, parse_context(a.context), a.workers, a.batch_size, a.address
+    )
+    print(
+        f"{r.written} predictions of {r.model_version} written "
+        f"(read {r.seconds['read_features']:.1f}s, score {r.seconds['score']:.1f}s, "
+        f"write {r.seconds['write']:.1f}s)"
+    )
 
 
 if __name__ == "__main__":

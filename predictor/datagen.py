@@ -167,6 +167,31 @@ def labelled_events(spec: DataSpec, snapshots: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
+PREDICTION_COLUMNS = {
+    "user_id": np.int64,
+    "score": np.float64,
+    "model_version": str,
+    "features_timestamp": np.int64,
+    "request_key": str,
+    "event_timestamp": "datetime64[us, UTC]",
+}
+
+
+def ensure_predictions_table(repo: Path) -> None:
+    """An (empty) predictions table, so the predictions view has a valid batch source; rewritten
+    when an older one lacks a column."""
+    path = repo / "data" / "model_predictions.parquet"
+    if path.is_file():
+        import pyarrow.parquet as pq
+
+        if set(pq.read_schema(path).names) >= set(PREDICTION_COLUMNS):
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({k: pd.Series([], dtype=v) for k, v in PREDICTION_COLUMNS.items()}).to_parquet(
+        path, index=False
+    )
+
+
 def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
     """Write both parquet files under ``repo/data`` and return their paths."""
     data = repo / "data"
@@ -177,17 +202,7 @@ def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
     paths = {"user_data": data / "user_data.parquet", "events": data / "events.parquet"}
     snaps.to_parquet(paths["user_data"], index=False)
     events.to_parquet(paths["events"], index=False)
-    # An empty predictions table so the predictions feature view has a valid batch source.
-    pd.DataFrame(
-        {
-            "user_id": pd.Series([], dtype=np.int64),
-            "score": pd.Series([], dtype=np.float64),
-            "model_version": pd.Series([], dtype=str),
-            "features_timestamp": pd.Series([], dtype=np.int64),
-            "request_key": pd.Series([], dtype=str),
-            "event_timestamp": pd.Series([], dtype="datetime64[us, UTC]"),
-        }
-    ).to_parquet(data / "model_predictions.parquet", index=False)
+    ensure_predictions_table(repo)
     log.info(
         "wrote %d snapshot rows and %d events (click rate %.3f) to %s",
         len(snaps),

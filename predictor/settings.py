@@ -30,3 +30,6 @@ class PredictorSettings(BaseSettings):
         False, description="Log pre/predict/post latency per request (costs ~0.1 ms)"
     )
     log_level: str = Field("INFO", description="Python log level")
+    access_log: bool = Field(
+        False, description="Log every request (access and timing lines; never payloads)"
+    )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
+from predictor import logs
 from predictor.cli import settings_from_cli
 from transformer.settings import TransformerSettings
 
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(TransformerSettings, argv, "python -m transformer")
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logs.configure(settings.log_level, settings.access_log)
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from transformer.features import FeatureConfigError
     from transformer.rules import RulesFileError

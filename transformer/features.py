@@ -66,6 +66,20 @@ class CachedPredictions:
 
 
 @dataclass
+class Fetched:
+    """What an online read returned, before it is put in model order.
+
+    ``values``: short feature name → one Python value per row (None: missing), on-demand
+    features and prediction fields included; per feature view, whether each row was found and
+    the event time of the row (µs).
+    """
+
+    values: dict[str, list[Any]]
+    view_present: dict[str, np.ndarray]
+    view_ts: dict[str, np.ndarray]
+
+
+@dataclass
 class FeatureBatch:
     """Features for N users, in model order."""
 
@@ -111,6 +125,7 @@ class FeatureReader:
         model_features: list[FeatureSpec],
         stale_after_s: float,
         predictions_view: str | None = None,
+        direct_redis: bool = True,
     ):
         self.store = store
         try:
@@ -120,6 +135,10 @@ class FeatureReader:
         odfvs = {v.name: v for v in store.list_on_demand_feature_views()}
         self.short_to_full: dict[str, str] = {}
         self.batch_features: list[str] = []  # short names that have statuses/timestamps
+        self.batch_views: dict[str, list[str]] = {}  # batch view → its short names
+        self.odfvs = [
+            odfvs[p.name] for p in self.service.feature_view_projections if p.name in odfvs
+        ]
         self.request_fields: dict[str, TensorSpec] = {}
         join_keys: dict[str, str] = {}
         for proj in self.service.feature_view_projections:
@@ -132,6 +151,7 @@ class FeatureReader:
                 self.short_to_full[f.name] = f"{proj.name_to_use()}__{f.name}"
                 if proj.name not in odfvs:
                     self.batch_features.append(f.name)
+                    self.batch_views.setdefault(proj.name, []).append(f.name)
             if proj.name in odfvs:
                 for src in odfvs[proj.name].source_request_sources.values():
                     for field in src.schema:
@@ -175,13 +195,18 @@ class FeatureReader:
                 raise FeatureConfigError(f"feature names {sorted(clash)} clash with predictions")
         provider = store._get_provider()
         self.use_async = bool(provider.async_supported.online.read)
+        self.direct: Any = None
+        if direct_redis and store.config.online_store.type == "redis":
+            from transformer.redis_direct import RedisDirect
+
+            self.direct = RedisDirect(self)
         log.info(
-            "feature service %s: %d features (%d batch), request fields %s, async reads %s",
+            "feature service %s: %d features (%d batch), request fields %s, reads: %s",
             feature_service,
             len(self.short_to_full),
             len(self.batch_features),
             list(self.request_fields),
-            self.use_async,
+            "redis direct" if self.direct else ("sdk async" if self.use_async else "sdk thread"),
         )
 
     @property
@@ -199,40 +224,63 @@ class FeatureReader:
         every feature of the service by full name (for ``return_features``).
         """
         rows = {name: columns[name].tolist() for name in (s.name for s in self.input_specs)}
-        features: Any = self.service
-        if with_predictions and self.predictions_view is not None:
-            features = self._refs + [f"{self.predictions_view}:{f}" for f in PREDICTION_FIELDS]
+        with_predictions = with_predictions and self.predictions_view is not None
         try:
-            if self.use_async:
-                response = await self.store.get_online_features_async(
-                    features=features, entity_rows=rows, full_feature_names=False
-                )
+            if self.direct is not None:
+                fetched = await self.direct.fetch(rows, with_predictions)
             else:
-                response = await asyncio.to_thread(
-                    self.store.get_online_features,
-                    features=features,
-                    entity_rows=rows,
-                    full_feature_names=False,
-                )
+                fetched = await self._sdk_fetch(rows, with_predictions)
         except Exception as e:
             from transformer.errors import FeatureStoreUnavailable
 
             log.exception("online feature read failed")
             raise FeatureStoreUnavailable(f"online feature store read failed: {e}") from e
-        return self._assemble(response, len(rows[self.join_key]), features is not self.service)
+        return self._assemble(fetched, len(rows[self.join_key]), with_predictions)
 
-    def _assemble(
-        self, response: Any, n: int, with_predictions: bool
-    ) -> tuple[FeatureBatch, dict[str, list]]:
+    async def _sdk_fetch(self, rows: dict[str, list], with_predictions: bool) -> Fetched:
+        features: Any = self.service
+        views = dict(self.batch_views)
+        if with_predictions:
+            assert self.predictions_view is not None
+            features = self._refs + [f"{self.predictions_view}:{f}" for f in PREDICTION_FIELDS]
+            views[self.predictions_view] = list(PREDICTION_FIELDS)
+        if self.use_async:
+            response = await self.store.get_online_features_async(
+                features=features, entity_rows=rows, full_feature_names=False
+            )
+        else:
+            response = await asyncio.to_thread(
+                self.store.get_online_features,
+                features=features,
+                entity_rows=rows,
+                full_feature_names=False,
+            )
         proto = response.proto
         index = {name: i for i, name in enumerate(proto.metadata.feature_names.val)}
-        values = response.to_dict()
+        n = len(rows[self.join_key])
+        present: dict[str, np.ndarray] = {}
+        ts: dict[str, np.ndarray] = {}
+        for view, shorts in views.items():
+            ok = np.ones(n, bool)
+            latest = np.zeros(n, np.int64)
+            for short in shorts:
+                res = proto.results[index[short]]
+                ok &= np.fromiter((s == PRESENT for s in res.statuses), bool, n)
+                latest = np.maximum(latest, _micros(res.event_timestamps, n))
+            # Feast's Redis store reports absent fields as PRESENT with an empty value and
+            # event time 0; a row that exists always has a real event time.
+            present[view], ts[view] = ok & (latest > 0), latest
+        return Fetched(response.to_dict(), present, ts)
+
+    def _assemble(
+        self, fetched: Fetched, n: int, with_predictions: bool
+    ) -> tuple[FeatureBatch, dict[str, list]]:
+        values = fetched.values
         missing = np.zeros(n, dtype=bool)
         feature_ts = np.zeros(n, dtype=np.int64)
-        for short in self.batch_features:
-            res = proto.results[index[short]]
-            missing |= np.fromiter((s != PRESENT for s in res.statuses), bool, n)
-            feature_ts = np.maximum(feature_ts, _micros(res.event_timestamps, n))
+        for view in self.batch_views:
+            missing |= ~fetched.view_present[view]
+            feature_ts = np.maximum(feature_ts, fetched.view_ts[view])
         matrix = np.empty((n, len(self._model_short)), dtype=np.float64)
         for j, short in enumerate(self._model_short):
             col = values[short]
@@ -243,20 +291,23 @@ class FeatureReader:
         by_full = {self.short_to_full[s]: values[s] for s in self.short_to_full}
         cached = None
         if with_predictions:
-            res = proto.results[index["score"]]
-            present = np.fromiter((s == PRESENT for s in res.statuses), bool, n)
+            assert self.predictions_view is not None
             cached = CachedPredictions(
-                present,
+                fetched.view_present[self.predictions_view],
                 np.array([np.nan if v is None else v for v in values["score"]], np.float64),
                 [v or "" for v in values["model_version"]],
                 np.array([v or 0 for v in values["features_timestamp"]], np.int64),
                 [v or "" for v in values["request_key"]],
-                _micros(res.event_timestamps, n),
+                fetched.view_ts[self.predictions_view],
             )
         batch = FeatureBatch(
             [f.name for f in self.model_features], matrix, missing, stale, feature_ts, cached
         )
         return batch, by_full
+
+    async def close(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
 
     async def refresh_forever(self, every_s: float) -> None:
         """Refresh the registry off the event loop; logs and keeps going on failure."""

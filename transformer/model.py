@@ -233,3 +233,4 @@ class FeastTransformer(Model):
             await self.writer.close()
         if self._client is not None:
             await self._client.close()
+        await self.reader.close()

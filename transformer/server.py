@@ -44,6 +44,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         model_features,
         rules.stale_after_s,
         predictions_view=settings.predictions_view if uses_store else None,
+        direct_redis=settings.redis_direct_reads,
     )
     metrics = metrics or Metrics()
     client_factory = functools.partial(

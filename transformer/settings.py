@@ -44,6 +44,11 @@ class TransformerSettings(BaseSettings):
         "FEAST_FS_YAML_FILE_PATH)",
     )
     feature_service: str = Field("click_model_v1", description="Feast FeatureService to read")
+    redis_direct_reads: bool = Field(
+        True,
+        description="On a Redis online store, read Feast's hashes directly (one HMGET per user, "
+        "parity-tested against the SDK) instead of through get_online_features",
+    )
     registry_refresh_s: float = Field(
         60.0, ge=0, description="Refresh the Feast registry in the background this often (0: never)"
     )
@@ -74,3 +79,6 @@ class TransformerSettings(BaseSettings):
         False, description="Log pre/predict/post latency per request"
     )
     log_level: str = Field("INFO", description="Python log level")
+    access_log: bool = Field(
+        False, description="Log every request (access and timing lines; never payloads)"
+    )

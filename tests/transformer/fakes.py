@@ -27,6 +27,9 @@ class FakeReader:
         self.reads: list[bool] = []
         self.cache: dict[int, tuple] = {}  # user → CachedPredictions fields for that row
 
+    async def close(self):
+        return None
+
     async def read(self, columns, with_predictions=False):
         self.reads.append(with_predictions)
         ids = columns["user_id"].tolist()
