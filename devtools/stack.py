@@ -274,7 +274,13 @@ class RunArgs:
     extra: list[str] = field(default_factory=list)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(a: RunArgs) -> int:
+    # SIGTERM (kill, CI timeouts) stops the servers the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     fenv = FeatureEnv(a.repo)
     with _maybe_redis(a.online_store) as redis:
         if redis is not None:

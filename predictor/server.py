@@ -8,7 +8,7 @@ import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
-from predictor import rest
+from predictor import fast_rest, rest
 from predictor.model import ClickModel
 from predictor.settings import PredictorSettings
 
@@ -19,11 +19,13 @@ def serve(settings: PredictorSettings) -> None:
     model = ClickModel(settings.model_name, str(settings.model_dir), settings.max_batch_size)
     model.load()
     rest.install(app)
-    kserve.ModelServer(
+    server = kserve.ModelServer(
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
         enable_grpc=settings.enable_grpc,
         workers=settings.workers,
         max_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
-    ).start([model])
+    )
+    fast_rest.install(app, server.dataplane)
+    server.start([model])

@@ -12,7 +12,7 @@ import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
-from predictor import rest
+from predictor import fast_rest, rest
 from transformer import errors
 from transformer.cache import Freshness, LiveVersions, PredictionWriter, feast_sink
 from transformer.features import FeatureReader, open_store
@@ -117,10 +117,12 @@ def serve(settings: TransformerSettings) -> None:
         app,
         Producer(model, user_view, feast_feature_sink(model.reader.store, model.reader.use_async)),
     )
-    kserve.ModelServer(
+    server = kserve.ModelServer(
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
         enable_grpc=settings.enable_grpc,
         max_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
-    ).start([model])
+    )
+    fast_rest.install(app, server.dataplane)
+    server.start([model])
