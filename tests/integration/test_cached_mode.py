@@ -75,6 +75,35 @@ def test_producer_write_refreshes_the_prediction(cached):
     assert after["score"] == truth["score"] != before["score"]
 
 
+def test_producer_cli_sends_files(cached, tmp_path):
+    tr, _, _ = cached
+    ask(tr.url, [401], dur=60.0)
+    until_cached(tr.url, [401], dur=60.0)
+    import pandas as pd
+
+    from transformer.producer import main
+
+    path = tmp_path / "rows.csv"
+    pd.DataFrame(
+        [
+            {
+                "user_id": u,
+                "click_through_rate": 0.3,
+                "number_of_clicks": 50,
+                "average_page_duration": 20.0,
+                "sessions_last_7d": 5,
+                "days_since_signup": 99,
+                "conversion_rate": 0.05,
+            }
+            for u in (401, 402)
+        ]
+    ).to_csv(path, index=False)
+    main(["--url", tr.url, str(path)])
+    out = ask(tr.url, [401, 402], dur=60.0, return_features=True)
+    assert out["user_data__number_of_clicks"] == [50.0, 50.0]
+    assert out["prediction_source"][0] == "cache"  # 401 had a cached context: refreshed
+
+
 def test_producer_rejects_bad_rows(cached):
     tr, _, _ = cached
     post = lambda body: httpx.post(tr.url + "/producer/v1/write", json=body)  # noqa: E731

@@ -1,5 +1,6 @@
-"""Serving approach 3: a Ray batch job precomputes predictions into Redis; the transformer's
-precomputed mode serves them, with the model (or the default) for users the batch missed."""
+"""Serving approach 3: a Ray batch job precomputes predictions into the online store (Redis
+and the embedded SQLite store); the transformer's precomputed mode serves them, with the model
+(or the default) for users the batch missed."""
 
 import os
 import subprocess
@@ -19,49 +20,43 @@ URL = "/v2/models/click-model/infer"
 COVERED = [11, 12, 13, 14]
 
 
-@pytest.fixture(scope="module")
-def batch_done(redis_features, model_dir):
-    users = ",".join(map(str, COVERED))
+@pytest.fixture(scope="module", params=["redis", "sqlite"])
+def batch_done(request, model_dir):
+    fenv = request.getfixturevalue(f"{request.param}_features")
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "predictor.batch",
             "--repo",
-            str(redis_features.repo),
+            str(fenv.repo),
             "--model-dir",
             str(model_dir),
             "--users",
-            users,
+            ",".join(map(str, COVERED)),
             "--workers",
             "1",
         ],
         cwd=ROOT,
-        env={**os.environ, **redis_features.env},
+        env={**os.environ, **fenv.env},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"{len(COVERED)} predictions of" in proc.stdout
-    return read_metadata(model_dir).version
+    return fenv, read_metadata(model_dir).version
 
 
 @pytest.mark.parametrize("fallback", ["model", "default"])
-def test_precomputed_scores_are_served(batch_done, redis_features, model_dir, tmp_path, fallback):
-    with serving(
-        redis_features,
-        model_dir,
-        tmp_path,
-        "--mode",
-        "precomputed",
-        "--precomputed_fallback",
-        fallback,
-    ) as (tr, _, _):
+def test_precomputed_scores_are_served(batch_done, model_dir, tmp_path, fallback):
+    fenv, version = batch_done
+    args = ("--mode", "precomputed", "--precomputed_fallback", fallback)
+    with serving(fenv, model_dir, tmp_path, *args) as (tr, _, _):
         ids = [*COVERED, 15]
         out = outputs(httpx.post(tr.url + URL, json=v2_body(ids)))
         assert out["prediction_source"] == ["precomputed"] * 4 + [fallback]
-        assert out["model_version"][:4] == [batch_done] * 4
+        assert out["model_version"][:4] == [version] * 4
         # the batch job scored the same model on the same features (fixed request context)
         same_ctx = outputs(
             httpx.post(tr.url + URL, json=v2_body(COVERED, [30.0] * 4, [12] * 4, cache=False))
