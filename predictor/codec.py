@@ -27,6 +27,20 @@ _ACCEPTS = {"f": {"f", "i", "u", "b"}, "i": {"i", "u", "b"}, "u": {"u", "i", "b"
 _NP = {"f": np.float64, "i": np.int64, "u": np.int64, "b": np.bool_}
 
 
+FEAST_TO_V2 = {
+    "FLOAT32": "FP32",
+    "FLOAT64": "FP64",
+    "INT64": "INT64",
+    "INT32": "INT32",
+    "BOOL": "BOOL",
+}
+
+
+def feast_to_v2(dtype: Any) -> str | None:
+    """The v2 datatype of a Feast primitive type (``Float32`` → ``FP32``), or None."""
+    return FEAST_TO_V2.get(getattr(dtype, "name", str(dtype)).upper())
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One expected input: its name and v2 datatype (numeric or BOOL)."""

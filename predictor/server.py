@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import warnings
-
-import kserve
-from fastapi.exceptions import FastAPIDeprecationWarning
-from kserve.model_server import app
-
-from predictor import fast_rest, rest
 from predictor.model import ClickModel
+from predictor.serving import run_model_server
 from predictor.settings import PredictorSettings
 
 
 def serve(settings: PredictorSettings) -> None:
-    # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
-    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     model = ClickModel(settings.model_name, str(settings.model_dir), settings.max_batch_size)
     model.load()
-    rest.install(app)
-    server = kserve.ModelServer(
+    run_model_server(
+        model,
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
         enable_grpc=settings.enable_grpc,
-        workers=settings.workers,
-        max_threads=settings.grpc_threads,
+        grpc_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
+        workers=settings.workers,
     )
-    fast_rest.install(app, server.dataplane)
-    server.start([model])

@@ -27,17 +27,10 @@ import numpy as np
 import pandas as pd
 
 from predictor.artifact import ModelMetadata, write_model_dir
+from predictor.codec import feast_to_v2
 from predictor.transforms import signed_log1p
 
 log = logging.getLogger("predictor.train")
-
-FEAST_TO_V2 = {
-    "FLOAT32": "FP32",
-    "FLOAT64": "FP64",
-    "INT64": "INT64",
-    "INT32": "INT32",
-    "BOOL": "BOOL",
-}
 
 
 class Progress:
@@ -73,10 +66,10 @@ def feature_specs(store: Any, feature_service: str) -> list[dict[str, str]]:
     specs = []
     for proj in store.get_feature_service(feature_service).feature_view_projections:
         for f in proj.features:
-            kind = getattr(f.dtype, "name", str(f.dtype)).upper()
-            if kind not in FEAST_TO_V2:
+            datatype = feast_to_v2(f.dtype)
+            if datatype is None:
                 raise ValueError(f"{proj.name}:{f.name} has type {f.dtype}, not a model input type")
-            specs.append({"name": f"{proj.name_to_use()}__{f.name}", "datatype": FEAST_TO_V2[kind]})
+            specs.append({"name": f"{proj.name_to_use()}__{f.name}", "datatype": datatype})
     return specs
 
 

@@ -21,17 +21,10 @@ from typing import Any
 import numpy as np
 
 from predictor.artifact import FeatureSpec
-from predictor.codec import TensorSpec
+from predictor.codec import TensorSpec, feast_to_v2
 
 log = logging.getLogger(__name__)
 
-FEAST_TO_V2 = {
-    "FLOAT32": "FP32",
-    "FLOAT64": "FP64",
-    "INT64": "INT64",
-    "INT32": "INT32",
-    "BOOL": "BOOL",
-}
 PRESENT = 1  # feast FieldStatus.PRESENT
 
 
@@ -324,7 +317,7 @@ def _micros(timestamps: Any, n: int) -> np.ndarray:
 
 
 def _v2(dtype: Any) -> str:
-    kind = getattr(dtype, "name", str(dtype)).upper()
-    if kind not in FEAST_TO_V2:
+    datatype = feast_to_v2(dtype)
+    if datatype is None:
         raise FeatureConfigError(f"Feast type {dtype} has no v2 tensor type")
-    return FEAST_TO_V2[kind]
+    return datatype

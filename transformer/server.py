@@ -6,13 +6,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import warnings
 
-import kserve
-from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
-from predictor import fast_rest, rest
+from predictor.serving import run_model_server
 from transformer import errors
 from transformer.cache import Freshness, LiveVersions, PredictionWriter, feast_sink
 from transformer.features import FeatureReader, open_store
@@ -100,13 +97,10 @@ class _Lifecycle:
 
 
 def serve(settings: TransformerSettings) -> None:
-    # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
-    warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     model = build(settings)
     lifecycle = _Lifecycle(model, settings.registry_refresh_s)
     app.router.on_startup.append(lifecycle.start)
     app.router.on_shutdown.append(lifecycle.stop)
-    rest.install(app)
     errors.install(app)
     user_view = next(
         p.name
@@ -117,12 +111,11 @@ def serve(settings: TransformerSettings) -> None:
         app,
         Producer(model, user_view, feast_feature_sink(model.reader.store, model.reader.use_async)),
     )
-    server = kserve.ModelServer(
+    run_model_server(
+        model,
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
         enable_grpc=settings.enable_grpc,
-        max_threads=settings.grpc_threads,
+        grpc_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
     )
-    fast_rest.install(app, server.dataplane)
-    server.start([model])
