@@ -30,7 +30,7 @@ import pandas as pd
 
 from devtools import stack
 from predictor import batch
-from predictor.artifact import load_model, read_metadata
+from predictor.artifact import load_model
 from predictor.datagen import DataSpec, generate
 
 log = logging.getLogger("bench.batch")
@@ -93,19 +93,14 @@ def ray_approach(repo: Path, features: pd.DataFrame, model_dir: Path, workers: i
         logging_level=logging.WARNING,
     )
     t1 = time.perf_counter()
-    scores = batch.score_with_ray(features, model_dir, workers, 50_000, None)
+    written = batch.score_and_write_with_ray(features, repo, model_dir, workers, 50_000, None)
     t2 = time.perf_counter()
     ray.shutdown()
-    written = batch.write_predictions(
-        repo, scores, read_metadata(model_dir).version, "model_predictions", chunk=100_000
-    )
-    t3 = time.perf_counter()
     return {
         "workers": workers,
         "ray_start": t1 - t0,
-        "score": t2 - t1,
-        "write": t3 - t2,
-        "total": t3 - t0,
+        "score_and_write": t2 - t1,
+        "total": t2 - t0,
         "rows": written,
     }
 
@@ -122,14 +117,14 @@ def plot(results: dict, path: Path) -> None:
     write = [g["materialize"]]
     for r in results["ray"]:
         labels.append(f"ray, {r['workers']} worker{'s' if r['workers'] > 1 else ''}")
-        score.append(r["ray_start"] + r["score"])
-        write.append(r["write"])
-    fig, ax = plt.subplots(figsize=(7, 3.8), dpi=110)
-    ax.barh(labels, score, label="scoring (ray: incl. start-up)")
-    ax.barh(labels, write, left=score, label="writing to Redis (guide: materialize)")
+        score.append(r["ray_start"])
+        write.append(r["score_and_write"])
+    fig, ax = plt.subplots(figsize=(7, 4.4), dpi=110)
+    ax.barh(labels, score, label="guide: pandas scoring + parquet / ray: start-up")
+    ax.barh(labels, write, left=score, label="guide: feast materialize / ray: score + write")
     ax.set_xlabel("seconds (lower is better)")
     ax.set_title(f"Precomputing {results['users']:,} predictions")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=1, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

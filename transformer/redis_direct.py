@@ -18,33 +18,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from feast.infra.key_encoding_utils import serialize_entity_key
-from feast.infra.online_stores.helpers import _mmh3
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
-from google.protobuf.timestamp_pb2 import Timestamp
 
+from predictor.feast_redis import FeastRedisLayout, decode_micros, decode_value
 from transformer.features import PREDICTION_FIELDS, Fetched
 
 if TYPE_CHECKING:
     from transformer.features import FeatureReader
-
-
-def _value(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    v = Value.FromString(raw)
-    which = v.WhichOneof("val")
-    if which is None or which == "null_val":
-        return None
-    return getattr(v, which)
-
-
-def _micros(raw: bytes | None) -> int:
-    if raw is None:
-        return 0
-    t = Timestamp.FromString(raw)
-    return t.seconds * 1_000_000 + t.nanos // 1000
 
 
 class RedisDirect:
@@ -54,8 +33,9 @@ class RedisDirect:
         self.reader = reader
         self.online_store = store._get_provider().online_store
         self.online_config = config.online_store
-        self.project = config.project.encode("utf-8")
-        self.key_version = config.entity_key_serialization_version
+        self.layout_keys = FeastRedisLayout(
+            config.project, reader.join_key, config.entity_key_serialization_version
+        )
         self.join_key = reader.join_key
         # one HMGET field list: every batch feature, each view's _ts, then the predictions
         self.layout: list[tuple[str, list[str]]] = list(reader.batch_views.items())
@@ -72,16 +52,9 @@ class RedisDirect:
     def _fields(layout: list[tuple[str, list[str]]]) -> list[bytes | str]:
         out: list[bytes | str] = []
         for view, shorts in layout:
-            out += [_mmh3(f"{view}:{s}") for s in shorts]
-            out.append(f"_ts:{view}")
+            out += [FeastRedisLayout.field(view, s) for s in shorts]
+            out.append(FeastRedisLayout.ts_field(view))
         return out
-
-    def key(self, entity: int) -> bytes:
-        ek = EntityKey(join_keys=[self.join_key], entity_values=[Value(int64_val=entity)])
-        return (
-            serialize_entity_key(ek, entity_key_serialization_version=self.key_version)
-            + self.project
-        )
 
     async def close(self) -> None:
         """Close Feast's async Redis client (it belongs to the running event loop)."""
@@ -98,7 +71,7 @@ class RedisDirect:
         client = await self.online_store._get_client_async(self.online_config)
         async with client.pipeline(transaction=False) as pipe:
             for entity in ids:
-                pipe.hmget(self.key(entity), fields)
+                pipe.hmget(self.layout_keys.key(entity), fields)
             replies = await pipe.execute()
         values: dict[str, list[Any]] = {}
         present: dict[str, np.ndarray] = {}
@@ -106,12 +79,12 @@ class RedisDirect:
         col = 0
         for view, shorts in layout:
             for short in shorts:
-                values[short] = [_value(r[col]) for r in replies]
+                values[short] = [decode_value(r[col]) for r in replies]
                 col += 1
             raw_ts = [r[col] for r in replies]
             col += 1
             present[view] = np.fromiter((t is not None for t in raw_ts), bool, n)
-            ts[view] = np.fromiter((_micros(t) for t in raw_ts), np.int64, n)
+            ts[view] = np.fromiter((decode_micros(t) for t in raw_ts), np.int64, n)
         # on-demand features: the view's own transformation on the same inputs as Feast's
         if self.reader.odfvs:
             inputs = {**values, **{k: v for k, v in rows.items()}}
