@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
 import numpy as np
 import orjson
@@ -63,31 +64,45 @@ def parse_v2_response(body: dict[str, Any], n: int) -> Prediction:
 
 
 class RestPredictorClient:
+    """v2 REST over aiohttp with a keep-alive pool (httpx cost ~40% of the transformer's CPU
+    per request in profiles; aiohttp's client is several times cheaper)."""
+
     def __init__(self, host: str, model_name: str, timeout_s: float, use_ssl: bool = False):
         scheme = "https" if use_ssl else "http"
         self.url = f"{scheme}://{host}/v2/models/{model_name}/infer"
-        self.metadata_url = f"{scheme}://{host}/v2/models/{model_name}"
         self.timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            headers={"content-type": "application/json"},
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        # created on first use, inside the running event loop
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                headers={"content-type": "application/json"},
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+            )
+        return self._session
 
     async def infer(self, features: list[FeatureSpec], matrix: np.ndarray) -> Prediction:
         content = orjson.dumps(v2_body(features, matrix))
         try:
-            r = await self._client.post(self.url, content=content)
-        except httpx.TimeoutException as e:
+            async with self._open().post(self.url, data=content) as r:
+                body = await r.read()
+                status = r.status
+        except TimeoutError as e:
             raise PredictorTimeout(f"predictor did not answer within {self.timeout_s}s") from e
-        except httpx.TransportError as e:
+        except aiohttp.ClientError as e:
             raise PredictorUnavailable(f"cannot reach the predictor at {self.url}: {e}") from e
-        if r.status_code != 200:
-            raise PredictorRejected(f"predictor answered {r.status_code}: {r.text[:300]}")
-        return parse_v2_response(orjson.loads(r.content), matrix.shape[0])
+        if status != 200:
+            raise PredictorRejected(
+                f"predictor answered {status}: {body[:300].decode(errors='replace')}"
+            )
+        return parse_v2_response(orjson.loads(body), matrix.shape[0])
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 class GrpcPredictorClient:

@@ -75,3 +75,26 @@ def test_metadata_errors_name_file_and_field(tmp_path):
         read_metadata(tmp_path)
     assert "metadata.json" in str(e.value)
     assert "framework" in str(e.value) and "features.0.datatype" in str(e.value)
+
+
+def test_training_pipeline_scores_without_predict_proba_and_identically(tmp_path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    from predictor.artifact import _compile_linear
+    from predictor.transforms import signed_log1p
+
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(size=(500, 4)) * np.array([1, 10, 100, 0.1])
+    y = (np.log(x[:, 0]) + rng.normal(size=500) > 0).astype(int)
+    pipe = make_pipeline(
+        FunctionTransformer(signed_log1p), StandardScaler(), LogisticRegression(max_iter=500)
+    ).fit(x, y)
+    compiled = _compile_linear(pipe)
+    assert compiled is not None
+    probe = np.vstack([x[:50], -x[:5], np.zeros((1, 4))])
+    np.testing.assert_allclose(compiled(probe), pipe.predict_proba(probe)[:, 1], rtol=1e-12)
+    # anything else keeps predict_proba
+    from sklearn.tree import DecisionTreeClassifier
+
+    assert _compile_linear(DecisionTreeClassifier().fit(x, y)) is None
