@@ -3,6 +3,7 @@ check, and the lean v2 infer route (``fast_rest``). Both servers start through h
 
 from __future__ import annotations
 
+import gc
 import warnings
 
 import kserve
@@ -34,4 +35,9 @@ def run_model_server(
         enable_latency_logging=enable_latency_logging,
     )
     fast_rest.install(app, server.dataplane)
+    # Everything loaded so far (Feast's registry, the model, imports) lives as long as the
+    # process: move it out of the collector's sight, so a full collection under load walks
+    # only request garbage instead of stalling the event loop for ~100 ms.
+    gc.collect()
+    gc.freeze()
     server.start([model])
