@@ -42,8 +42,14 @@ fi
 
 tools_ok() {
   [[ -f "${STAMP}" && -x "${BIN_DIR}/helm" && -x "${BIN_DIR}/kubectl" ]] || return 1
-  "${BIN_DIR}/helm" version --template '{{.Version}}' 2>/dev/null | grep -qx "${EXPECT_HELM}" || return 1
-  "${BIN_DIR}/kubectl" version --client 2>/dev/null | grep -q "Client Version: ${EXPECT_KUBECTL}" || return 1
+  # Capture the output first: piping into `grep -q` under `set -o pipefail` fails at
+  # random, since grep exits at the first match and the tool dies of SIGPIPE on its
+  # next write (kubectl prints a second line, for kustomize).
+  local helm_version kubectl_version
+  helm_version="$("${BIN_DIR}/helm" version --template '{{.Version}}' 2>/dev/null)" || return 1
+  kubectl_version="$("${BIN_DIR}/kubectl" version --client 2>/dev/null)" || return 1
+  [[ "${helm_version}" == "${EXPECT_HELM}" ]] || return 1
+  [[ "${kubectl_version}" == *"Client Version: ${EXPECT_KUBECTL}"* ]] || return 1
 }
 
 if tools_ok; then

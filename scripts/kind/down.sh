@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 require_tools kind
-if kind get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER_NAME}"; then
+if kind get clusters 2>/dev/null | grep -x "${KIND_CLUSTER_NAME}" >/dev/null; then
   log "deleting kind cluster ${KIND_CLUSTER_NAME}"
   kind delete cluster --name "${KIND_CLUSTER_NAME}"
 else

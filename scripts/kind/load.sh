@@ -24,7 +24,7 @@ IMAGE_TAG="${IMAGE_TAG:-dev}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 
 require_tools docker kind
-kind get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER_NAME}" ||
+kind get clusters 2>/dev/null | grep -x "${KIND_CLUSTER_NAME}" >/dev/null ||
   die "kind cluster ${KIND_CLUSTER_NAME} does not exist; run scripts/kind/up.sh (make kind-up) first"
 dump_state_on_failure
 
@@ -68,7 +68,7 @@ done
 # Check the node really has them (crictl lists them under docker.io/ for bare names).
 node="$(kind get nodes --name "${KIND_CLUSTER_NAME}" | head -n 1)"
 for name in predictor transformer; do
-  docker exec "${node}" crictl images | grep -q "feast-kserve-${name}[[:space:]]\+${IMAGE_TAG}[[:space:]]" ||
+  docker exec "${node}" crictl images | grep "feast-kserve-${name}[[:space:]]\+${IMAGE_TAG}[[:space:]]" >/dev/null ||
     die "feast-kserve-${name}:${IMAGE_TAG} not found on node ${node} after kind load"
 done
 log "images loaded: ${IMAGE_PREFIX}/feast-kserve-{predictor,transformer}:${IMAGE_TAG}"

@@ -35,7 +35,7 @@ if [[ "${have_kind}" != "${KIND_VERSION}" ]]; then
 fi
 
 # ---------------------------------------------------------------- cluster
-if kind get clusters 2>/dev/null | grep -qx "${KIND_CLUSTER_NAME}"; then
+if kind get clusters 2>/dev/null | grep -x "${KIND_CLUSTER_NAME}" >/dev/null; then
   log "kind cluster ${KIND_CLUSTER_NAME} exists, reusing it"
 else
   log "creating kind cluster ${KIND_CLUSTER_NAME} (${KIND_NODE_IMAGE})"
