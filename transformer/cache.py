@@ -173,15 +173,3 @@ class PredictionWriter:
             except TimeoutError:
                 log.error("shutdown: %d predictions not written back", self.queue.qsize())
             self._task.cancel()
-
-
-def feast_sink(store: object, view: str, use_async: bool) -> Sink:
-    """Write a predictions frame to the online store through Feast."""
-
-    async def sink(df: pd.DataFrame) -> None:
-        if use_async:
-            await store.write_to_online_store_async(feature_view_name=view, df=df)  # type: ignore[attr-defined]
-        else:
-            await asyncio.to_thread(store.write_to_online_store, feature_view_name=view, df=df)  # type: ignore[attr-defined]
-
-    return sink

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,7 @@ class FeatureReader:
                 raise FeatureConfigError(f"feature names {sorted(clash)} clash with predictions")
         provider = store._get_provider()
         self.use_async = bool(provider.async_supported.online.read)
+        self._sync_lock = threading.Lock()
         self.direct: Any = None
         if direct_redis and store.config.online_store.type == "redis":
             from transformer.redis_direct import RedisDirect
@@ -242,7 +245,7 @@ class FeatureReader:
                 features=features, entity_rows=rows, full_feature_names=False
             )
         else:
-            response = await asyncio.to_thread(
+            response = await self.in_thread(
                 self.store.get_online_features,
                 features=features,
                 entity_rows=rows,
@@ -297,6 +300,26 @@ class FeatureReader:
             [f.name for f in self.model_features], matrix, missing, stale, feature_ts, cached
         )
         return batch, by_full
+
+    async def in_thread(self, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        """Run a synchronous store call off the event loop, one at a time.
+
+        Feast's SQLite store shares one connection between threads, so a read that ran while
+        a write's transaction was open would see part of that write: a torn feature vector.
+        """
+
+        def locked() -> Any:
+            with self._sync_lock:
+                return fn(**kwargs)
+
+        return await asyncio.to_thread(locked)
+
+    async def write(self, view: str, df: Any) -> None:
+        """Write rows of ``view`` to the online store (features or predictions)."""
+        if self.use_async:
+            await self.store.write_to_online_store_async(feature_view_name=view, df=df)
+        else:
+            await self.in_thread(self.store.write_to_online_store, feature_view_name=view, df=df)
 
     async def close(self) -> None:
         if self.direct is not None:

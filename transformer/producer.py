@@ -145,18 +145,6 @@ def _parse_key(key: str) -> dict[str, Any]:
     return out
 
 
-def feast_feature_sink(store: Any, use_async: bool) -> Any:
-    import asyncio
-
-    async def sink(view: str, df: pd.DataFrame) -> None:
-        if use_async:
-            await store.write_to_online_store_async(feature_view_name=view, df=df)
-        else:
-            await asyncio.to_thread(store.write_to_online_store, feature_view_name=view, df=df)
-
-    return sink
-
-
 def install_route(app: Any, producer: Producer) -> None:
     """``POST /producer/v1/write`` with ``{"rows": [...]}`` on the transformer's HTTP port."""
     import orjson

@@ -11,12 +11,12 @@ from kserve.model_server import app
 
 from predictor.serving import run_model_server
 from transformer import errors
-from transformer.cache import Freshness, LiveVersions, PredictionWriter, feast_sink
+from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.predictor_client import fetch_model_features, make_client
-from transformer.producer import Producer, feast_feature_sink, install_route
+from transformer.producer import Producer, install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
 
@@ -56,7 +56,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
     if uses_store:
         freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))
         writer = PredictionWriter(
-            feast_sink(store, settings.predictions_view, reader.use_async),
+            functools.partial(reader.write, settings.predictions_view),
             reader.join_key,
             metrics,
             settings.writeback_queue_size,
@@ -109,7 +109,7 @@ def serve(settings: TransformerSettings) -> None:
     )
     install_route(
         app,
-        Producer(model, user_view, feast_feature_sink(model.reader.store, model.reader.use_async)),
+        Producer(model, user_view, model.reader.write),
     )
     run_model_server(
         model,

@@ -74,3 +74,55 @@ def test_unknown_feature_service_fails_at_start(sqlite_features):
 def test_missing_yaml_names_the_file(tmp_path):
     with pytest.raises(FeatureConfigError, match=r"feature_store\.yaml not found"):
         open_store(tmp_path, None)
+
+
+def test_reads_never_see_half_of_a_concurrent_write(sqlite_features):
+    """Feast's SQLite store shares one connection between threads: without the reader's
+    lock, a read that lands inside a write's open transaction sees some features of the
+    new row and some of the old one."""
+    import pandas as pd
+
+    r = reader_for(sqlite_features)
+    ids = list(range(70_001, 70_201))  # users of this test only
+
+    def rows(k: int) -> pd.DataFrame:
+        now = pd.Timestamp.now(tz="UTC")
+        return pd.DataFrame(
+            {
+                "user_id": ids,
+                "click_through_rate": [k / 100] * len(ids),
+                "number_of_clicks": [k] * len(ids),
+                "average_page_duration": [30.0] * len(ids),
+                "sessions_last_7d": [3] * len(ids),
+                "days_since_signup": [100] * len(ids),
+                "conversion_rate": [0.05] * len(ids),
+                "event_timestamp": now,
+                "created": now,
+            }
+        )
+
+    async def run() -> list[np.ndarray]:
+        await r.write("user_data", rows(1))
+        seen: list[np.ndarray] = []
+        done = asyncio.Event()
+
+        async def writer() -> None:
+            for k in range(2, 30):
+                await r.write("user_data", rows(k))
+            done.set()
+
+        async def reader() -> None:
+            cols = columns(ids, [10.0] * len(ids), [12] * len(ids))
+            while not done.is_set():
+                batch, _ = await r.read(cols)
+                seen.append(batch.matrix.copy())
+
+        await asyncio.gather(writer(), reader(), reader())
+        return seen
+
+    seen = asyncio.run(run())
+    assert len(seen) >= 5
+    for matrix in seen:
+        ctr, clicks = matrix[:, 0], matrix[:, 2]
+        assert np.allclose(ctr * 100, clicks, rtol=1e-5), "a read saw part of a write"
+        assert np.unique(clicks).size == 1, "one read saw rows of two different writes"
