@@ -66,6 +66,9 @@ class FeatureEnv:
         }
 
 
+MATERIALIZE_FROM = "2000-01-01T00:00:00"  # before any generated event
+
+
 def prepare_features(fenv: FeatureEnv, *, n_users: int = 10_000, force: bool = False) -> None:
     """Generate data if missing, ``feast apply`` and materialize (idempotent)."""
     from predictor.datagen import DataSpec, ensure_predictions_table, generate
@@ -83,7 +86,10 @@ def prepare_features(fenv: FeatureEnv, *, n_users: int = 10_000, force: bool = F
         subprocess.run([*feast, "apply"], env=env, check=True)
         log.info("materializing to the %s online store", "redis" if fenv.redis else "sqlite")
         end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        subprocess.run([*feast, "materialize-incremental", end], env=env, check=True)
+        # The whole history, not materialize-incremental: the registry remembers what was
+        # materialized before, but a fresh redis-server (no persistence) or the other
+        # online store has none of it.
+        subprocess.run([*feast, "materialize", MATERIALIZE_FROM, end], env=env, check=True)
         stamp.touch()
     else:
         log.info("feature repo already applied and materialized (%s)", stamp)
