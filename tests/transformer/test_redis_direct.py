@@ -58,10 +58,14 @@ def columns(ids):
     }
 
 
+BATCH = [*range(1, 60), 77_777_777, 3, 4]
+
+
+# one user takes a plain HMGET instead of a pipeline: checked on its own
+@pytest.mark.parametrize("ids", [BATCH, [3], [77_777_777]], ids=["batch", "one", "one-unknown"])
 @pytest.mark.parametrize("with_predictions", [False, True])
-def test_parity_with_the_sdk(redis_features, with_predictions):
+def test_parity_with_the_sdk(redis_features, with_predictions, ids):
     direct, sdk = make_readers(redis_features)
-    ids = [*range(1, 60), 77_777_777, 3, 4]
 
     async def both():  # one event loop: Feast's async Redis client belongs to the loop
         try:
@@ -74,8 +78,10 @@ def test_parity_with_the_sdk(redis_features, with_predictions):
     np.testing.assert_array_equal(b1.matrix, b2.matrix)
     np.testing.assert_array_equal(b1.missing, b2.missing)
     np.testing.assert_array_equal(b1.feature_ts, b2.feature_ts)
-    assert b1.missing.tolist()[-3:] == [True, False, False]
-    if with_predictions:
+    assert b1.missing.tolist() == [i == 77_777_777 for i in ids]
+    if ids == BATCH:
+        assert set(v1["user_request_features__is_peak_hour"][:59]) == {0, 1}
+    if with_predictions and ids == BATCH:
         c1, c2 = b1.cached, b2.cached
         np.testing.assert_array_equal(c1.present, c2.present)
         np.testing.assert_array_equal(c1.written_ts, c2.written_ts)
@@ -86,3 +92,36 @@ def test_parity_with_the_sdk(redis_features, with_predictions):
         )
         assert c1.present.tolist()[-2:] == [True, True] and c1.score[-2:].tolist() == [0.25, 0.75]
         assert c1.request_key[-2:] == ["a=1", ""]
+
+
+def test_lean_connections_reuse_only_a_clean_connection(redis):
+    import redis.asyncio as aioredis
+
+    from transformer.redis_direct import LeanConnections
+
+    async def run():
+        client = aioredis.Redis(host="127.0.0.1", port=redis.port)
+        lean = LeanConnections.for_client(client)
+        assert lean is not None
+        try:
+            assert await lean.run([("SET", "lean:s", "v"), ("GET", "lean:s")]) == [
+                b"OK",
+                b"v",
+            ]  # raw replies
+            assert len(lean.idle) == 1  # read every reply: reused
+            with pytest.raises(aioredis.ResponseError):
+                await lean.run([("HMGET", "lean:s", "f"), ("GET", "lean:s")])
+            assert lean.idle == []  # a reply left unread: closed, not reused
+            blocked = asyncio.create_task(lean.run([("BLPOP", "lean:empty", 1)]))
+            await asyncio.sleep(0.1)
+            blocked.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await blocked
+            assert lean.idle == []  # the BLPOP reply would have gone to the next caller
+            assert await lean.run([("GET", "lean:s")]) == [b"v"]
+        finally:
+            await lean.close()
+            await client.aclose()
+
+    asyncio.run(run())
+    assert LeanConnections.for_client(object()) is None
