@@ -67,3 +67,119 @@ def test_encode_matches_kserve_to_rest():
     ours = orjson.loads(encode_response(make()))
     theirs, _ = make().to_rest()
     assert ours == theirs
+
+
+# --- FastInfer: the outermost ASGI layer ------------------------------------------------
+
+
+def _app_with_fast_infer():
+    import kserve
+    from fastapi import FastAPI, Request
+    from kserve.errors import (
+        InvalidInput,
+        ModelNotFound,
+        invalid_input_handler,
+        model_not_found_handler,
+    )
+    from kserve.model_repository import ModelRepository
+    from kserve.protocol.dataplane import DataPlane
+    from starlette.responses import JSONResponse
+
+    from predictor.fast_rest import install
+
+    class Echo(kserve.Model):
+        def __init__(self):
+            super().__init__("echo")
+            self.ready = True
+
+        async def predict(self, payload, headers=None):
+            x = payload.inputs[0]
+            if x.data == [13]:
+                raise InvalidInput("thirteen is not allowed")
+            return InferResponse(
+                response_id=payload.id,
+                model_name=self.name,
+                infer_outputs=[InferOutput("y", x.shape, "INT64", x.data)],
+            )
+
+    repo = ModelRepository()
+    repo.update(Echo())
+    app = FastAPI()
+    app.add_exception_handler(InvalidInput, invalid_input_handler)
+    app.add_exception_handler(ModelNotFound, model_not_found_handler)
+
+    @app.post("/v2/models/{name}/infer")
+    async def full_stack(name: str, request: Request):  # stands in for KServe's route
+        return JSONResponse({"inner": name, "body": (await request.body()).decode()}, 299)
+
+    install(app, DataPlane(model_registry=repo))
+    return app
+
+
+def _post(app, path, body=None, **kw):
+    import asyncio
+
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return (
+                await c.post(path, json=body, **kw)
+                if body is not None
+                else await c.post(path, **kw)
+            )
+
+    return asyncio.run(go())
+
+
+X = {"name": "x", "datatype": "INT64", "shape": [2], "data": [1, 2]}
+
+
+def test_fast_infer_answers_json_inference_itself():
+    r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", {"id": "a", "inputs": [X]})
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"] == [{"name": "y", "shape": [2], "datatype": "INT64", "data": [1, 2]}]
+    assert r.json()["id"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("body", "kw"),
+    [
+        ({"inputs": [X], "outputs": [{"name": "y"}]}, {}),
+        ({"inputs": [X], "parameters": {"binary_data_output": True}}, {}),
+        (None, {"content": b"\x00", "headers": {"inference-header-content-length": "0"}}),
+        (None, {"content": b"{}", "headers": {"content-type": "text/plain"}}),
+    ],
+    ids=["outputs", "binary-output", "binary-input", "not-json"],
+)
+def test_what_it_does_not_speak_goes_down_the_full_stack_with_its_body(body, kw):
+    r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", body, **kw)
+    assert r.status_code == 299 and r.json()["inner"] == "echo"
+    if body is None:
+        assert r.json()["body"] == kw["content"].decode()
+    else:  # read once by FastInfer, replayed whole
+        assert orjson.loads(r.json()["body"]) == body
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "needle"),
+    [
+        ("/v2/models/nope/infer", {"inputs": [X]}, 404, "nope"),
+        ("/v2/models/echo/infer", {"inputs": "x"}, 400, "inputs"),
+        ("/v2/models/echo/infer", {"inputs": [{**X, "data": [13]}]}, 400, "thirteen"),
+    ],
+)
+def test_failures_go_through_the_apps_exception_handlers(path, body, status, needle):
+    r = _post(_app_with_fast_infer(), path, body)
+    assert r.status_code == status and needle in r.text
+
+
+def test_malformed_json_is_a_400_naming_json():
+    r = _post(
+        _app_with_fast_infer(),
+        "/v2/models/echo/infer",
+        content=b"{",
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 400 and "JSON" in r.text
