@@ -136,7 +136,9 @@ def wait_ready(server: Server, timeout_s: float = 90.0) -> None:
 def _spawn(
     name: str, args: list[str], env: dict[str, str], log_dir: Path | None, http_port: int
 ) -> Server:
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    # -O as in the images: Feast's typeguard decorators become no-ops (see the Dockerfiles);
+    # PYTHONOPTIMIZE=0 in the environment turns it off.
+    full_env = {"PYTHONOPTIMIZE": "1", **os.environ, **env, "PYTHONUNBUFFERED": "1"}
     log_path = None
     if log_dir is not None:
         log_path = log_dir / f"{name}.log"

@@ -29,9 +29,11 @@ COPY pyproject.toml README.md ./
 COPY predictor/ ./predictor/
 COPY transformer/ ./transformer/
 # Non-editable install of the `predictor` extra (scikit-learn, xgboost). Bytecode is
-# compiled here so the read-only runtime never writes .pyc files.
+# compiled here, also for -O (PYTHONOPTIMIZE=1 at runtime: see the transformer image), so
+# the read-only runtime never writes .pyc files.
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[predictor]" \
+ && python -O -m compileall -q -j 0 /opt/venv/lib > /dev/null \
  && python -m predictor --help > /dev/null
 
 # ---------------------------------------------------------------------------------------
@@ -53,6 +55,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONOPTIMIZE=1 \
     PYTHONUNBUFFERED=1 \
     XDG_CACHE_HOME=/tmp/.cache \
     OMP_NUM_THREADS=1

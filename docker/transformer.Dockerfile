@@ -31,10 +31,14 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY transformer/ ./transformer/
 COPY predictor/ ./predictor/
-# Non-editable install of the `transformer` extra (Feast with Redis). pip compiles
-# bytecode here, at build time, so the read-only runtime never needs to write .pyc files.
+# Non-editable install of the `transformer` extra (Feast with Redis). Bytecode is compiled
+# here, at build time, also for -O, so the read-only runtime never writes .pyc files.
+# PYTHONOPTIMIZE=1 at runtime turns Feast's typeguard @typechecked into a no-op (its
+# documented production setting): instrumenting Feast's classes at import took ~3 s of a
+# 5 s cold start, and the checks cost CPU on every call.
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install ".[transformer]" \
+ && python -O -m compileall -q -j 0 /opt/venv/lib > /dev/null \
  && python -m transformer --help > /dev/null \
  && feast version
 
@@ -61,6 +65,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp \
     TMPDIR=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONOPTIMIZE=1 \
     PYTHONUNBUFFERED=1 \
     XDG_CACHE_HOME=/tmp/.cache
 

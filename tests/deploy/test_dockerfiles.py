@@ -146,7 +146,8 @@ def test_runtime_stage_is_non_root_and_read_only_friendly(image: tuple[str, Dock
         f"{name}: RUN/COPY after USER; switch user last"
     )
     env = " ".join(final.all("ENV"))
-    for setting in ("HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1"):
+    settings = ("HOME=/tmp", "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PYTHONOPTIMIZE=1")
+    for setting in settings:
         assert setting in env, f"{name}: ENV lacks {setting}"
     assert final.all("WORKDIR")[-1] == "/app", f"{name}: WORKDIR is not /app"
     for op, arg in final.instructions:
@@ -154,6 +155,9 @@ def test_runtime_stage_is_non_root_and_read_only_friendly(image: tuple[str, Dock
             assert not re.search(r"\b(pip|apt-get|apk)\b", arg), (
                 f"{name}: the runtime stage installs packages ({arg!r}); build in the builder stage"
             )
+    # PYTHONOPTIMIZE reads opt-1 bytecode: compiled in the builder, or every start compiles
+    builder_runs = " ".join(df.stages[0].all("RUN"))
+    assert "python -O -m compileall" in builder_runs, f"{name}: no -O bytecode in the builder"
     copies_from_builder = [a for a in final.all("COPY") if a.startswith("--from=")]
     assert any("/opt/venv" in a for a in copies_from_builder), (
         f"{name}: venv not copied from the builder"
