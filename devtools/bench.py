@@ -40,6 +40,7 @@ import platform
 import re
 import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -1082,6 +1083,42 @@ def redis_floor(redis_port: int, seconds: float) -> dict[str, Any]:
     }
 
 
+_ECHO = (
+    "import socket, sys\n"
+    "s = socket.socket(fileno=int(sys.argv[1]))\n"
+    "while (x := s.recv(1)) not in (b'', b'q'):\n"
+    "    s.send(x)\n"
+)
+
+
+def stall_floor(seconds: float, threshold_s: float = 0.001) -> dict[str, Any]:
+    """The machine's wake-up floor: one byte ping-ponged with a second process over a
+    socketpair, sequentially, as a server at c=1 is woken for each request. The round trips
+    slower than ``threshold_s`` (``per_s`` a second) are the machine taking the CPU away;
+    a c=1 server at R requests/s has about per_s / R of its requests hit by one, and once
+    that passes 0.1% its p99.9 is such a stall whatever its own code does."""
+    a, b = socket.socketpair()
+    child = subprocess.Popen([sys.executable, "-c", _ECHO, str(b.fileno())], pass_fds=[b.fileno()])
+    b.close()
+    try:
+        lat = _timed_calls(lambda: (a.send(b"p"), a.recv(1)), seconds, max_calls=2_000_000)
+        a.send(b"q")
+    finally:
+        a.close()
+        child.wait(timeout=10)
+    slow = sum(t > threshold_s for t in lat)
+    return {
+        "title": "wake-up round trip",
+        "how": (
+            "one byte to a second process and back (socketpair), sequential; "
+            f"{slow / seconds:.1f} per second over {threshold_s * 1000:g} ms"
+        ),
+        "n": len(lat),
+        "per_s": round(slow / seconds, 2),
+        "latency_ms": latency_summary(lat),
+    }
+
+
 def predict_floors(model_dir: Path, row: list[float], seconds: float) -> dict[str, Any]:
     import numpy as np
 
@@ -1408,6 +1445,7 @@ class Bench:
             seconds = min(cfg.duration_s, 3)
             results["floors"]["redis_hgetall"] = redis_floor(redis.port, seconds)
             results["floors"].update(predict_floors(cfg.model_dir, row, seconds))
+            results["floors"]["stalls"] = stall_floor(max(seconds, 5))
             for k, f in results["floors"].items():
                 log.info("floor %s: %s", k, f["latency_ms"])
 

@@ -274,3 +274,9 @@ def test_wrk_command_is_one_thread_with_latency():
     load = bench.Load("http://127.0.0.1:1/x", Path("bench/infer.lua"), {})
     cmd = bench.wrk_cmd(load, 32, 3)
     assert cmd[:5] == ["wrk", "-t1", "-c32", "-d3s", "--latency"] and cmd[-1] == load.url
+
+
+def test_stall_floor_round_trips_with_a_real_second_process():
+    f = bench.stall_floor(0.3)
+    assert f["n"] > 100  # a round trip is tens of microseconds
+    assert 0 < f["latency_ms"]["p50"] < 5 and f["per_s"] >= 0
