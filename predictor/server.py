@@ -10,12 +10,4 @@ from predictor.settings import PredictorSettings
 def serve(settings: PredictorSettings) -> None:
     model = ClickModel(settings.model_name, str(settings.model_dir), settings.max_batch_size)
     model.load()
-    run_model_server(
-        model,
-        http_port=settings.http_port,
-        grpc_port=settings.grpc_port,
-        enable_grpc=settings.enable_grpc,
-        grpc_threads=settings.grpc_threads,
-        enable_latency_logging=settings.enable_latency_logging,
-        workers=settings.workers,
-    )
+    run_model_server(model, settings, workers=settings.workers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import warnings
+from typing import Protocol
 
 import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
@@ -13,26 +14,27 @@ from kserve.model_server import app
 from predictor import fast_rest, rest
 
 
-def run_model_server(
-    model: kserve.Model,
-    *,
-    http_port: int,
-    grpc_port: int,
-    enable_grpc: bool,
-    grpc_threads: int,
-    enable_latency_logging: bool,
-    workers: int = 1,
-) -> None:
+class ServerSettings(Protocol):
+    """The fields both servers' settings share (``PredictorSettings``, ``TransformerSettings``)."""
+
+    http_port: int
+    grpc_port: int
+    enable_grpc: bool
+    grpc_threads: int
+    enable_latency_logging: bool
+
+
+def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int = 1) -> None:
     # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     rest.install(app)
     server = kserve.ModelServer(
-        http_port=http_port,
-        grpc_port=grpc_port,
-        enable_grpc=enable_grpc,
+        http_port=settings.http_port,
+        grpc_port=settings.grpc_port,
+        enable_grpc=settings.enable_grpc,
         workers=workers,
-        max_threads=grpc_threads,
-        enable_latency_logging=enable_latency_logging,
+        max_threads=settings.grpc_threads,
+        enable_latency_logging=settings.enable_latency_logging,
     )
     fast_rest.install(app, server.dataplane)
     # Everything loaded so far (Feast's registry, the model, imports) lives as long as the

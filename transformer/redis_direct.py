@@ -16,7 +16,7 @@ parity with ``FeatureStore.get_online_features`` for every feature type in the r
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class RedisDirect:
         )
         self.join_key = reader.join_key
         self.odfvs = [OnDemand(v) for v in reader.odfvs]
-        self.lean: LeanConnections | bool | None = None  # decided on the first read
+        self.lean: LeanConnections | Literal[False] | None = None  # decided on the first read
         # one HMGET field list: every batch feature, each view's _ts, then the predictions
         self.layout: list[tuple[str, list[str]]] = list(reader.batch_views.items())
         if reader.predictions_view is not None:

@@ -107,15 +107,5 @@ def serve(settings: TransformerSettings) -> None:
         for p in model.reader.service.feature_view_projections
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
-    install_route(
-        app,
-        Producer(model, user_view, model.reader.write),
-    )
-    run_model_server(
-        model,
-        http_port=settings.http_port,
-        grpc_port=settings.grpc_port,
-        enable_grpc=settings.enable_grpc,
-        grpc_threads=settings.grpc_threads,
-        enable_latency_logging=settings.enable_latency_logging,
-    )
+    install_route(app, Producer(model, user_view, model.reader.write))
+    run_model_server(model, settings)
