@@ -9,6 +9,11 @@
 # --helm: `helm upgrade --install` of the umbrella chart helm/feast-kserve with a values file
 # (default helm/feast-kserve/ci/serverless-values.yaml); HELM_EXTRA_ARGS is appended
 # (e.g. HELM_EXTRA_ARGS="--set-string foo=bar").
+# Sized for one kind node (KIND_FIT=0 turns this off): the CPU *requests* of the two
+# InferenceService containers go from 500m to 100m (limits unchanged) and the hourly
+# materialize CronJob is off. kube-system, Knative + Kourier, KServe, Redis and Feast already
+# request ~2.5 CPUs; the canary test needs the transformer and two predictor revisions at
+# once (3 x 525m with queue-proxy), which does not fit the 4 CPUs of a GitHub runner.
 # --kustomize OVERLAY: `kubectl apply -k manifests/overlays/OVERLAY`
 # (serverless | standard | canary).
 #
@@ -178,10 +183,18 @@ deploy_helm() {
   if grep -q '^dependencies:' "${CHART}/Chart.yaml"; then
     helm dependency build "${CHART}"
   fi
-  log "helm upgrade --install ${RELEASE} ${CHART} -f ${VALUES} ${HELM_EXTRA_ARGS:-}"
+  local fit=()
+  if [[ "${KIND_FIT:-1}" == "1" ]]; then
+    fit=(
+      --set-string inferenceService.predictor.resources.requests.cpu=100m
+      --set-string inferenceService.transformer.resources.requests.cpu=100m
+      --set feast.materialize.enabled=false
+    )
+  fi
+  log "helm upgrade --install ${RELEASE} ${CHART} -f ${VALUES} ${fit[*]} ${HELM_EXTRA_ARGS:-}"
   # shellcheck disable=SC2086 # HELM_EXTRA_ARGS is a list of flags on purpose
   h upgrade --install "${RELEASE}" "${CHART}" --namespace "${ISVC_NAMESPACE}" \
-    -f "${VALUES}" --timeout 10m ${HELM_EXTRA_ARGS:-}
+    -f "${VALUES}" "${fit[@]}" --timeout 10m ${HELM_EXTRA_ARGS:-}
 }
 
 deploy_kustomize() {

@@ -65,12 +65,14 @@ k wait --for=condition=Established crd -l knative.dev/crd-install=true --timeout
 k apply -f "https://github.com/knative/serving/releases/download/${KNATIVE_SERVING_VERSION}/serving-core.yaml"
 
 log "installing net-kourier ${KNATIVE_NET_KOURIER_VERSION}"
-k apply -f "https://github.com/knative-extensions/net-kourier/releases/download/${KNATIVE_NET_KOURIER_VERSION}/kourier.yaml"
-k patch configmap/config-network -n knative-serving --type merge \
+# ConfigMaps in knative-serving are validated by Knative's webhook, which may not be serving
+# yet right after serving-core.yaml: these idempotent steps are retried.
+retry 5 10 k apply -f "https://github.com/knative-extensions/net-kourier/releases/download/${KNATIVE_NET_KOURIER_VERSION}/kourier.yaml"
+retry 5 10 k patch configmap/config-network -n knative-serving --type merge \
   -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev"}}'
-k patch configmap/config-domain -n knative-serving --type merge \
+retry 5 10 k patch configmap/config-domain -n knative-serving --type merge \
   -p '{"data":{"example.com":""}}'
-k patch configmap/config-deployment -n knative-serving --type merge \
+retry 5 10 k patch configmap/config-deployment -n knative-serving --type merge \
   -p '{"data":{"registries-skipping-tag-resolving":"kind.local,ko.local,dev.local,localhost"}}'
 
 k apply -f - <<EOF
