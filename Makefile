@@ -10,6 +10,7 @@ ONLINE_STORE ?= sqlite
 FRAMEWORK ?= sklearn
 MODEL_DIR ?= models/$(FRAMEWORK)
 MODE ?= online
+COLLOCATED ?=
 BATCH_ARGS ?=
 BENCH_USERS ?= 1000000
 PYTEST_ARGS ?=
@@ -52,8 +53,9 @@ bench-batch: $(STAMP) ## Ray batch job vs pandas + feast materialize on BENCH_US
 	$(PY) -m devtools.bench_batch --users $(BENCH_USERS) --model-dir $(MODEL_DIR)
 
 .PHONY: run
-run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost, MODE=online|cached|precomputed)
-	$(PY) -m devtools.stack --online-store $(ONLINE_STORE) --framework $(FRAMEWORK) --mode $(MODE)
+run: $(STAMP) ## Run the local stack (ONLINE_STORE=sqlite|redis, FRAMEWORK=sklearn|xgboost, MODE=online|cached|precomputed, COLLOCATED=1)
+	$(PY) -m devtools.stack --online-store $(ONLINE_STORE) --framework $(FRAMEWORK) --mode $(MODE) \
+	  $(if $(filter 1 true yes,$(COLLOCATED)),--collocated)
 
 .PHONY: test
 test: $(STAMP) ## Unit, integration and local e2e tests (everything but the kind cluster)

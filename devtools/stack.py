@@ -279,6 +279,7 @@ class RunArgs:
     online_store: str = "sqlite"
     protocol: str = "v2"
     mode: str = "online"
+    collocated: bool = False  # the model inside the transformer; no predictor process
     extra: list[str] = field(default_factory=list)
 
 
@@ -296,21 +297,27 @@ def run(a: RunArgs) -> int:
         prepare_features(fenv)
         ensure_model(a.repo, a.model_dir, a.framework)
         ports = Ports()
-        pred = start_predictor(a.model_dir, ports)
-        servers = [pred]
+        servers: list[Server] = []
         try:
-            wait_ready(pred)
-            tr = start_transformer(fenv, ports, a.protocol, extra=["--mode", a.mode])
+            extra = ["--mode", a.mode]
+            if a.collocated:
+                extra += ["--collocated_model_dir", str(a.model_dir)]
+            else:
+                servers.append(start_predictor(a.model_dir, ports))
+                wait_ready(servers[0])
+            tr = start_transformer(fenv, ports, a.protocol, extra=extra)
             servers.append(tr)
             wait_ready(tr)
-            print("\n" + "=" * 72, flush=True)
-            print(
-                "Stack is up: transformer http://127.0.0.1:8080 (gRPC 8081), "
-                "predictor http://127.0.0.1:8085 (gRPC 8086)"
+            predictor = (
+                f"model {a.model_dir} in-process (collocated)"
+                if a.collocated
+                else "predictor http://127.0.0.1:8085 (gRPC 8086)"
             )
+            print("\n" + "=" * 72, flush=True)
+            print(f"Stack is up: transformer http://127.0.0.1:8080 (gRPC 8081), {predictor}")
             print(f"Online store: {a.online_store}, mode: {a.mode}. Try (user 42):\n")
             print(example_request())
-            print("\nCtrl-C stops both servers.\n" + "=" * 72, flush=True)
+            print("\nCtrl-C stops the stack.\n" + "=" * 72, flush=True)
             while all(s.proc.poll() is None for s in servers):
                 time.sleep(0.5)
             dead = [s.name for s in servers if s.proc.poll() is not None]
@@ -356,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-dir", type=Path, help="default models/<framework>")
     p.add_argument("--predictor-protocol", choices=["v2", "grpc-v2"], default="v2")
     p.add_argument("--mode", choices=["online", "cached", "precomputed"], default="online")
+    p.add_argument(
+        "--collocated",
+        action="store_true",
+        help="load the model inside the transformer (no predictor process)",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -366,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             online_store=a.online_store,
             protocol=a.predictor_protocol,
             mode=a.mode,
+            collocated=a.collocated,
         )
     )
 

@@ -6,16 +6,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 
 from kserve.model_server import app
 
+from predictor.artifact import load_model
 from predictor.serving import run_model_server
 from transformer import errors
 from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
-from transformer.predictor_client import fetch_model_features, make_client
+from transformer.predictor_client import (
+    LocalPredictorClient,
+    PredictorClient,
+    fetch_model_features,
+    make_client,
+)
 from transformer.producer import Producer, install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
@@ -26,13 +33,28 @@ log = logging.getLogger(__name__)
 def build(settings: TransformerSettings, metrics: Metrics | None = None) -> FeastTransformer:
     """Everything the transformer needs, checked before the server starts."""
     rules = load_rules(settings.rules_file)
-    model_features = fetch_model_features(
-        settings.predictor_host,
-        settings.model_name,
-        settings.predictor_protocol,
-        settings.predictor_wait_s,
-        settings.predictor_use_ssl,
-    )
+    client_factory: Callable[[], PredictorClient]
+    if settings.collocated_model_dir is not None:
+        loaded = load_model(settings.collocated_model_dir)
+        model_features = list(loaded.metadata.features)
+        client_factory = functools.partial(LocalPredictorClient, loaded)
+        log.info("collocated: scoring %s in-process", loaded.metadata.version)
+    else:
+        model_features = fetch_model_features(
+            settings.predictor_host,
+            settings.model_name,
+            settings.predictor_protocol,
+            settings.predictor_wait_s,
+            settings.predictor_use_ssl,
+        )
+        client_factory = functools.partial(
+            make_client,
+            settings.predictor_protocol,
+            settings.predictor_host,
+            settings.model_name,
+            settings.predictor_timeout_s,
+            settings.predictor_use_ssl,
+        )
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
     uses_store = settings.mode != "online"
     reader = FeatureReader(
@@ -44,14 +66,6 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         direct_redis=settings.redis_direct_reads,
     )
     metrics = metrics or Metrics()
-    client_factory = functools.partial(
-        make_client,
-        settings.predictor_protocol,
-        settings.predictor_host,
-        settings.model_name,
-        settings.predictor_timeout_s,
-        settings.predictor_use_ssl,
-    )
     freshness = writer = None
     if uses_store:
         freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))

@@ -33,6 +33,12 @@ class TransformerSettings(BaseSettings):
     predictor_wait_s: float = Field(
         60.0, ge=0, description="At start-up, how long to wait for the predictor's metadata"
     )
+    collocated_model_dir: Path | None = Field(
+        None,
+        description="Collocated mode: load this model directory into the transformer and score "
+        "in-process instead of calling the predictor (no hop, no serialization; for the most "
+        "latency-sensitive deployments). The predictor_* settings are then unused",
+    )
     http_port: int = Field(8080, ge=1, le=65535, description="HTTP port (v1 + v2 REST, /metrics)")
     grpc_port: int = Field(8081, ge=1, le=65535, description="v2 gRPC port")
     enable_grpc: bool = Field(True, description="Serve v2 gRPC")

@@ -49,3 +49,15 @@ def test_parse_response():
 def test_bad_responses_are_rejected(body):
     with pytest.raises(PredictorRejected):
         parse_v2_response(body, 2)
+
+
+def test_local_client_scores_in_process_with_the_models_version():
+    import asyncio
+
+    from predictor.artifact import LoadedModel, ModelMetadata
+    from transformer.predictor_client import LocalPredictorClient
+
+    meta = ModelMetadata.model_construct(version="sklearn-abc", features=[])
+    model = LoadedModel(meta, lambda x: x[:, 0] / 10)
+    pred = asyncio.run(LocalPredictorClient(model).infer([], np.array([[1.0, 2.0], [3.0, 4.0]])))
+    assert pred.scores.tolist() == [0.1, 0.3] and pred.model_version == "sklearn-abc"
