@@ -89,7 +89,14 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             InferOutput(name, [n], "FP64", _fp64(values))
             for name, values in answer.features.items()
         ]
-        return InferResponse(response_id=d.request_id, model_name=model_name, infer_outputs=outputs)
+        # the response-level version when every scored row agrees (rows may differ mid-canary)
+        versions = {v for v in answer.model_version if v}
+        return InferResponse(
+            response_id=d.request_id,
+            model_name=model_name,
+            model_version=versions.pop() if len(versions) == 1 else None,
+            infer_outputs=outputs,
+        )
     ids = d.columns[entity_key].tolist()
     predictions = []
     for i in range(d.n):

@@ -73,7 +73,9 @@ def now_us():
 
 def test_batch_is_one_predictor_call_with_known_rows_only():
     model, client = make()
-    out = outputs(call(model, v2([1, 99, 2])))
+    response = call(model, v2([1, 99, 2]))
+    out = outputs(response)
+    assert response.model_version == "sklearn-abc"  # every scored row agrees
     assert len(client.calls) == 1 and client.calls[0].shape == (2, 2)
     assert out["score"] == [0.9, 0.0, 0.1]
     assert out["decision"] == ["show_offer", "no_action", "no_action"]
@@ -85,8 +87,10 @@ def test_batch_is_one_predictor_call_with_known_rows_only():
 
 def test_unknown_users_only_never_call_the_model():
     model, client = make()
-    out = outputs(call(model, v2([98, 99])))
+    response = call(model, v2([98, 99]))
+    out = outputs(response)
     assert client.calls == [] and out["prediction_source"] == ["default", "default"]
+    assert response.model_version is None  # no model answered
 
 
 def test_stale_policy():
