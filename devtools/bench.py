@@ -98,6 +98,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("cache_hit", "cache hit", "transformer"),
         Scenario("batch10", "batches of 10 users, cache bypassed", "transformer", 10),
         Scenario("batch100", "batches of 100 users, cache bypassed", "transformer", 100),
+        Scenario(
+            "collocated", "full path, model inside the transformer, cache bypassed", "collocated"
+        ),
         Scenario("predictor", "predictor alone (9 feature tensors)", "predictor"),
         Scenario("features", "feature lookup alone (in-process)", "in-process"),
         Scenario("empty", "empty kserve.Model (framework floor)", "empty"),
@@ -349,7 +352,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         peak = rss.get(server, {}).get("peak")
         out.append(_target(f"rss_{server}", f"peak RSS {server} ≤ 300 MB", peak, 300, False, "MB"))
     spikes: list[tuple[float, str]] = []
-    for s in ("full", "cache_hit", "batch10", "batch100", "predictor"):
+    for s in ("full", "cache_hit", "batch10", "batch100", "collocated", "predictor"):
         r = find_run(results, s, 1)
         if r is not None and not r.get("errors") and r["latency_ms"]["p50"] > 0:
             spikes.append((r["latency_ms"]["p999"] / r["latency_ms"]["p50"], s))
@@ -465,7 +468,8 @@ def render_doc(results: dict[str, Any], targets: list[dict[str, Any]], previous:
         "",
         results_table(results),
         "",
-        "¹ the server under test when it is not one of ours (`empty`, `mlserver`), or the "
+        "¹ the server under test when it is not the stack's (`collocated`: the transformer "
+        "that scores in-process; `empty`, `mlserver`), or the "
         "benchmark process itself for the in-process `features` runs. "
         "² highest RSS sampled during the run (transformer / predictor).",
         "",
@@ -1381,6 +1385,22 @@ class Bench:
                 before=lambda: self.cache_counters(tr),
                 after=lambda before: self.hit_ratio(tr, before),
             )
+
+        if "collocated" in steps:  # a second transformer, scoring in-process
+            sc = SCENARIOS["collocated"]
+            log_dir = self.logs / "collocated"
+            log_dir.mkdir()
+            args = [*self.transformer_args(), "--collocated_model_dir", str(cfg.model_dir)]
+            server = stack.start_transformer(fenv, stack.Ports.free(), "v2", log_dir, args)
+            with running(server) as co:
+                url = f"{co.url}/v2/models/{MODEL_NAME}/infer"
+                self.post(url, transformer_body([1], False))
+                env = {"USERS": str(cfg.users), "BATCH": "1", "CACHE": "false"}
+                self.measure(
+                    sc,
+                    Load(url, infer, env),
+                    ProcWatch([*ours, Watched("collocated", co.proc.pid)]),
+                )
 
         if "predictor" in steps:
             url = f"{pred.url}/v2/models/{MODEL_NAME}/infer"
