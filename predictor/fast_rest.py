@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from predictor.rest import BINARY_HEADER, json_error
+from predictor.rest import BINARY_HEADER, is_cloudevent, json_error, media_type
 
 INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)/infer")
 
@@ -126,8 +126,11 @@ class FastInfer:
         if match is None:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
-        if BINARY_HEADER in headers or b"ce-specversion" in headers or ctype != "application/json":
+        if (
+            BINARY_HEADER in headers
+            or is_cloudevent(headers)
+            or media_type(headers) != "application/json"
+        ):
             # binary tensors and CloudEvents: KServe's route; no JSON at all: the 415 there
             return await self.app(scope, receive, send)
         request = Request(scope, receive)

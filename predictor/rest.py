@@ -48,12 +48,9 @@ class RequireJsonMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and _is_inference(scope["path"]):
             headers = dict(scope["headers"])
-            ctype = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
-            if (
-                ctype not in JSON_TYPES
-                and BINARY_HEADER not in headers
-                and not _is_cloudevent(headers)
-            ):
+            ctype = media_type(headers)
+            speaks_v2 = BINARY_HEADER in headers or is_cloudevent(headers)
+            if ctype not in JSON_TYPES and not speaks_v2:
                 response = json_error(
                     415, f"content-type must be application/json, got '{ctype or 'none'}'"
                 )
@@ -66,7 +63,12 @@ def _is_inference(path: str) -> bool:
     return path.endswith("/infer") or path.endswith(":predict")
 
 
-def _is_cloudevent(headers: dict[bytes, bytes]) -> bool:
+def media_type(headers: dict[bytes, bytes]) -> str:
+    """The content-type of raw ASGI headers without its parameters (``application/json``)."""
+    return headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+
+
+def is_cloudevent(headers: dict[bytes, bytes]) -> bool:
     return b"ce-specversion" in headers
 
 
