@@ -4,7 +4,7 @@
 # Used by the ServingRuntime `feast-click-predictor`; KServe's storage initializer puts the
 # model (model.joblib | model.ubj + metadata.json) in /mnt/models.
 #
-#   docker build -f docker/predictor.Dockerfile -t localhost/feast-kserve-predictor:dev .
+#   docker build -f docker/predictor.Dockerfile -t kind.local/feast-kserve-predictor:dev .
 #
 # Runtime contract (docs/CONTRACT.md): user 10001, working dir /app, entrypoint
 # `python -m predictor`. Nothing is written outside /tmp, so it runs with

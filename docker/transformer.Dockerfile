@@ -5,7 +5,7 @@
 # the registry server (`feast serve_registry`) and the apply/materialize Jobs run it with
 # `command: ["feast", ...]`, so every pod uses one Feast version and one feature repo.
 #
-#   docker build -f docker/transformer.Dockerfile -t localhost/feast-kserve-transformer:dev .
+#   docker build -f docker/transformer.Dockerfile -t kind.local/feast-kserve-transformer:dev .
 #
 # Runtime contract (docs/CONTRACT.md): user 10001, working dir /app, feature repo at
 # /app/feature_repo, entrypoint `python -m transformer`. Nothing is written outside /tmp

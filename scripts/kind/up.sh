@@ -15,8 +15,8 @@
 # reachable at http://127.0.0.1:${KIND_HTTP_PORT} on the host: no port-forward to babysit.
 #
 # Knative config for kind: domain example.com (the default svc.cluster.local is not exposed
-# through the ingress) and no tag-to-digest resolution for images from "localhost/" (they are
-# `kind load`ed, there is no registry to ask).
+# through the ingress) and no tag-to-digest resolution for images from "kind.local/" (they are
+# `kind load`ed, there is no registry to ask; see load.sh for why not "localhost/").
 #
 # Idempotent: an existing cluster of the same name is reused and the manifests re-applied.
 # Every wait is a `kubectl wait --timeout`; on failure the EXIT trap runs dump-state.sh.
@@ -73,7 +73,7 @@ retry 5 10 k patch configmap/config-network -n knative-serving --type merge \
 retry 5 10 k patch configmap/config-domain -n knative-serving --type merge \
   -p '{"data":{"example.com":""}}'
 retry 5 10 k patch configmap/config-deployment -n knative-serving --type merge \
-  -p '{"data":{"registries-skipping-tag-resolving":"kind.local,ko.local,dev.local,localhost"}}'
+  -p '{"data":{"registries-skipping-tag-resolving":"kind.local,ko.local,dev.local"}}'
 
 k apply -f - <<EOF
 apiVersion: v1

@@ -321,9 +321,12 @@ def test_kind_values_match_the_kind_e2e_workflow(helm: Helm) -> None:
     }
     ours = {i for i in images if "feast-kserve-" in i}
     assert ours == {
-        "localhost/feast-kserve-transformer:dev",
-        "localhost/feast-kserve-predictor:dev",
+        "kind.local/feast-kserve-transformer:dev",
+        "kind.local/feast-kserve-predictor:dev",
     }
+    # Knative must not try to resolve the kind-loaded images' tags in a registry.
+    skipped = v.kind_registries_skipping_tag_resolving()
+    assert {v.knative_registry(i) for i in images if "feast-kserve-" in i} <= skipped
     assert not [
         o
         for o in objs

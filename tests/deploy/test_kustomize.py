@@ -195,9 +195,12 @@ def test_kind_overlay_matches_the_kind_e2e_workflow() -> None:
         if c.get("image")
     }
     assert {i for i in images if "feast-kserve-" in i} == {
-        "localhost/feast-kserve-transformer:dev",
-        "localhost/feast-kserve-predictor:dev",
+        "kind.local/feast-kserve-transformer:dev",
+        "kind.local/feast-kserve-predictor:dev",
     }
+    # Knative must not try to resolve the kind-loaded images' tags in a registry.
+    skipped = v.kind_registries_skipping_tag_resolving()
+    assert {v.knative_registry(i) for i in images if "feast-kserve-" in i} <= skipped
     assert not [o for o in objs if o["kind"] == "PodDisruptionBudget"]
     assert not [
         o

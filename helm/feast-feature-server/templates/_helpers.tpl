@@ -35,7 +35,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* The Feast image: repository[:tag][@digest] with global fallbacks. */}}
 {{- define "feast.image" -}}
 {{- $g := .Values.global | default dict -}}
-{{- $repo := .Values.image.repository | default (printf "%s/feast-kserve-transformer" ($g.imageRegistry | default "localhost")) -}}
+{{- $repo := .Values.image.repository | default (printf "%s/feast-kserve-transformer" ($g.imageRegistry | default "kind.local")) -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $repo .Values.image.digest -}}
 {{- else -}}

@@ -22,7 +22,7 @@ feast-kserve.io/inferenceservice: {{ .root.Values.name }}
 {{/* Project image: include "isvc.image" (dict "root" . "image" .Values.predictor.image "name" "feast-kserve-predictor") */}}
 {{- define "isvc.image" -}}
 {{- $g := .root.Values.global | default dict -}}
-{{- $repo := .image.repository | default (printf "%s/%s" ($g.imageRegistry | default "localhost") .name) -}}
+{{- $repo := .image.repository | default (printf "%s/%s" ($g.imageRegistry | default "kind.local") .name) -}}
 {{- if .image.digest -}}
 {{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
