@@ -33,7 +33,9 @@
 #   The chart / overlay must therefore point storageUri at pvc://click-model-models/sklearn.
 #
 # At the end it writes build/kind-e2e.env (E2E_BASE_URL, E2E_HOST_HEADER, E2E_NAMESPACE,
-# E2E_MODEL_NAME, E2E_CANARY_MODEL_URI) for `make e2e-kind`.
+# E2E_MODEL_NAME, E2E_CANARY_MODEL_URI, E2E_GRPC_PORT_FORWARD, E2E_KUBE_CONTEXT) for
+# `make e2e-kind`. gRPC has no Knative route (one port per component, REST here): the suite
+# port-forwards to the transformer pod's :8081 instead (tests/e2e/conftest.py).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -46,7 +48,7 @@ VALUES="${HELM_VALUES:-${CHART}/ci/serverless-values.yaml}"
 SKIP_MODELS=0
 MODEL_PVC="${MODEL_PVC:-click-model-models}"
 MODELS_DIR="${MODELS_DIR:-${REPO_ROOT}/models}"
-PREDICTOR_IMAGE="${IMAGE_PREFIX:-localhost}/feast-kserve-predictor:${IMAGE_TAG:-dev}"
+PREDICTOR_IMAGE="${IMAGE_PREFIX:-kind.local}/feast-kserve-predictor:${IMAGE_TAG:-dev}"
 ISVC_TIMEOUT="${ISVC_TIMEOUT:-900s}"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
@@ -242,6 +244,8 @@ E2E_HOST_HEADER=${host}
 E2E_NAMESPACE=${ISVC_NAMESPACE}
 E2E_MODEL_NAME=${ISVC_NAME}
 E2E_CANARY_MODEL_URI=pvc://${MODEL_PVC}/xgboost
+E2E_GRPC_PORT_FORWARD=1
+E2E_KUBE_CONTEXT=${KUBE_CONTEXT}
 EOF
   log "deployed; ${ready_path} answers 200. Environment for the e2e suite (${E2E_ENV_FILE}):"
   cat "${E2E_ENV_FILE}" >&2

@@ -1,18 +1,34 @@
 """The e2e suite runs against a base URL: a kind cluster (E2E_BASE_URL, optional
-E2E_HOST_HEADER for Kourier's routing, E2E_GRPC_TARGET) or, when E2E_BASE_URL is unset, a
-local stack that this fixture starts: redis-server, Feast on Redis, the predictor and the
-transformer in cached mode, all on loopback."""
+E2E_HOST_HEADER for Kourier's routing) or, when E2E_BASE_URL is unset, a local stack that this
+fixture starts: redis-server, Feast on Redis, the predictor and the transformer in cached mode,
+all on loopback.
+
+gRPC on a cluster: KServe gives a Knative component one port (REST here), so the transformer's
+v2 gRPC server (:8081 in the same container) has no route through Kourier. Either name an
+endpoint (E2E_GRPC_TARGET=host:port) or set E2E_GRPC_PORT_FORWARD=1 (the kind deploy writes
+it): the suite wakes the transformer over REST, then ``kubectl port-forward``s a local port to
+:8081 of a running transformer pod for the gRPC tests."""
 
 from __future__ import annotations
 
 import os
+import re
+import select
+import shutil
+import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
 from tests.conftest import serving
+
+TRANSFORMER_GRPC_PORT = 8081
+FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
 
 
 @dataclass(frozen=True)
@@ -21,6 +37,7 @@ class Target:
     host_header: str | None
     grpc_target: str | None  # None: the deployment exposes no gRPC endpoint to the suite
     model: str
+    grpc_port_forward: bool = False  # cluster: reach gRPC by kubectl port-forward
 
     def client(self, **kw) -> httpx.Client:
         headers = {"Host": self.host_header} if self.host_header else {}
@@ -28,7 +45,9 @@ class Target:
 
     @property
     def grpc_options(self) -> list[tuple[str, str]]:
-        return [("grpc.default_authority", self.host_header)] if self.host_header else []
+        if self.host_header and not self.grpc_port_forward:
+            return [("grpc.default_authority", self.host_header)]
+        return []
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +55,13 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
     model = os.environ.get("E2E_MODEL_NAME", "click-model")
     base = os.environ.get("E2E_BASE_URL", "").rstrip("/")
     if base:
-        # KServe gives a Serverless component one port (REST here); gRPC needs its own h2c
-        # endpoint, so the cluster run names it explicitly or the gRPC test says why it skips.
-        grpc = os.environ.get("E2E_GRPC_TARGET") or None
-        yield Target(base, os.environ.get("E2E_HOST_HEADER") or None, grpc, model)
+        yield Target(
+            base,
+            os.environ.get("E2E_HOST_HEADER") or None,
+            os.environ.get("E2E_GRPC_TARGET") or None,
+            model,
+            grpc_port_forward=os.environ.get("E2E_GRPC_PORT_FORWARD") == "1",
+        )
         return
     fenv = request.getfixturevalue("redis_features")
     model_dir = request.getfixturevalue("model_dir")
@@ -52,3 +74,104 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
 def http(target: Target) -> Iterator[httpx.Client]:
     with target.client() as c:
         yield c
+
+
+@pytest.fixture
+def grpc_target(target: Target) -> Iterator[str]:
+    """host:port of the transformer's v2 gRPC server, or a skip that says why there is none."""
+    if target.grpc_target:
+        yield target.grpc_target
+        return
+    if not target.grpc_port_forward:
+        if os.environ.get("E2E_REQUIRE_CLUSTER") == "1":
+            pytest.fail("E2E_REQUIRE_CLUSTER=1 but no E2E_GRPC_TARGET or E2E_GRPC_PORT_FORWARD=1")
+        pytest.skip("no gRPC endpoint: set E2E_GRPC_TARGET or E2E_GRPC_PORT_FORWARD=1")
+    with target.client() as http:
+        # Wakes a scaled-to-zero transformer (through the activator) and keeps it busy.
+        r = http.get(f"/v2/models/{target.model}/ready", timeout=300)
+        assert r.status_code == 200, f"transformer not ready: {r.status_code} {r.text[:200]}"
+    namespace = os.environ.get("E2E_NAMESPACE", "feast-inference")
+    with kubectl_port_forward(
+        namespace,
+        f"serving.kserve.io/inferenceservice={target.model},feast-kserve.io/component=transformer",
+        TRANSFORMER_GRPC_PORT,
+        os.environ.get("E2E_KUBE_CONTEXT") or None,
+    ) as local:
+        yield local
+
+
+def kubectl(context: str | None, *args: str) -> list[str]:
+    exe = shutil.which("kubectl")
+    if exe is None:
+        pytest.fail("kubectl is not on PATH (needed for E2E_GRPC_PORT_FORWARD=1)")
+    return [exe, *(["--context", context] if context else []), *args]
+
+
+def ready_pods(namespace: str, selector: str, context: str | None) -> list[str]:
+    """Names of the Running pods matching ``selector`` whose Ready condition is True."""
+    template = (
+        "{range .items[?(@.status.phase=='Running')]}{.metadata.name} "
+        "{.status.conditions[?(@.type=='Ready')].status}{\"\\n\"}{end}"
+    )
+    out = subprocess.run(
+        kubectl(
+            context, "get", "pods", "-n", namespace, "-l", selector, "-o", f"jsonpath={template}"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert out.returncode == 0, f"kubectl get pods -l {selector}: {out.stderr}"
+    return [line.split()[0] for line in out.stdout.splitlines() if line.endswith(" True")]
+
+
+@contextmanager
+def kubectl_port_forward(
+    namespace: str, selector: str, port: int, context: str | None, timeout_s: float = 60.0
+) -> Iterator[str]:
+    """``kubectl port-forward`` a free loopback port to ``port`` of a Running, Ready pod that
+    matches ``selector``; yields ``127.0.0.1:<local port>``."""
+    deadline = time.monotonic() + timeout_s
+    while not (pod := next(iter(ready_pods(namespace, selector, context)), None)):
+        assert time.monotonic() < deadline, f"no Ready pod matches {selector} in {namespace}"
+        time.sleep(2)
+    proc = subprocess.Popen(
+        kubectl(
+            context,
+            "port-forward",
+            "-n",
+            namespace,
+            f"pod/{pod}",
+            f":{port}",
+            "--address",
+            "127.0.0.1",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    # kubectl logs every connection: once forwarding, keep reading so its pipe never fills.
+    drain = threading.Thread(target=proc.stdout.read, daemon=True)
+    try:
+        seen: list[str] = []
+        while not (m := FORWARDING.search(seen[-1] if seen else "")):
+            assert time.monotonic() < deadline, f"kubectl port-forward said: {''.join(seen)}"
+            readable, _, _ = select.select([proc.stdout], [], [], 1.0)
+            if readable:
+                line = proc.stdout.readline()
+                assert line, f"kubectl port-forward exited: {''.join(seen)}"
+                seen.append(line)
+        drain.start()
+        yield f"127.0.0.1:{m.group(1)}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if drain.is_alive():
+            drain.join(timeout=5)
+        proc.stdout.close()

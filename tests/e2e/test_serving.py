@@ -62,10 +62,8 @@ def test_metadata_and_health(http, target):
     assert "prediction_source" in {o["name"] for o in meta["outputs"]}
 
 
-def test_grpc_inference(target):
-    if target.grpc_target is None:
-        pytest.skip("E2E_GRPC_TARGET not set: this deployment exposes only the REST port")
-    with grpc.insecure_channel(target.grpc_target, options=target.grpc_options) as ch:
+def test_grpc_inference(target, grpc_target):
+    with grpc.insecure_channel(grpc_target, options=target.grpc_options) as ch:
         stub = GRPCInferenceServiceStub(ch)
         tensors = [
             pb.ModelInferRequest.InferInputTensor(
