@@ -235,7 +235,7 @@ def _isvc(objs: list[v.Obj]) -> v.Obj:
 def test_default_install_is_serverless_with_knative_autoscaling(helm: Helm) -> None:
     objs = helm.render(UMBRELLA)
     isvc = _isvc(objs)
-    assert v.deployment_mode(objs) == "Serverless"
+    assert v.deployment_mode(objs) == "Knative"
     for comp in ("predictor", "transformer"):
         ann = isvc["spec"][comp]["annotations"]
         assert ann["autoscaling.knative.dev/metric"] == "concurrency"

@@ -21,10 +21,10 @@ pytestmark = pytest.mark.unit
 MANIFESTS = v.REPO / "manifests"
 OVERLAYS = sorted(p.parent.name for p in (MANIFESTS / "overlays").glob("*/kustomization.yaml"))
 EXPECTED_MODE = {
-    "serverless": "Serverless",
-    "standard": "RawDeployment",
-    "canary": "Serverless",
-    "kind": "Serverless",
+    "serverless": "Knative",
+    "standard": "Standard",
+    "canary": "Knative",
+    "kind": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
@@ -61,6 +61,18 @@ def test_render_matches_kubernetes_and_kserve_schemas(path: str) -> None:
 def test_overlay_meets_stack_invariants(overlay: str) -> None:
     problems = v.check_stack(objects(f"overlays/{overlay}"), external=EXTERNAL)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("mode", "legacy"), [("Knative", "Serverless"), ("Standard", "RawDeployment")]
+)
+def test_legacy_deployment_mode_names_are_flagged(mode: str, legacy: str) -> None:
+    """KServe 0.16+ rejects every update of an InferenceService annotated with the old name."""
+    objs = objects("overlays/serverless" if mode == "Knative" else "overlays/standard")
+    isvc = next(o for o in objs if o["kind"] == "InferenceService")
+    assert not [p for p in v.check_kserve(objs) if "deploymentMode" in p]
+    isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] = legacy
+    assert [p for p in v.check_kserve(objs) if "kserve/kserve#4798" in p]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -54,6 +54,7 @@ ISVC_NAME = "click-model"
 
 SERVERLESS_MODES = {"Serverless", "Knative"}
 STANDARD_MODES = {"RawDeployment", "Standard"}
+LEGACY_MODES = {"Serverless", "RawDeployment"}
 PROJECT_IMAGES = ("feast-kserve-transformer", "feast-kserve-predictor")
 CONTRACT_OUTPUTS = {"score", "decision", "model_version", "prediction_source"}
 K8S_DEFS = "https://kubernetes.io/api/_definitions.json"
@@ -817,6 +818,11 @@ def check_kserve(objs: list[Obj], *, metrics: bool = True) -> list[str]:
     mode = ann.get("serving.kserve.io/deploymentMode")
     if mode not in SERVERLESS_MODES | STANDARD_MODES:
         problems.append(f"deploymentMode annotation is {mode!r}")
+    elif mode in LEGACY_MODES:
+        problems.append(
+            f"deploymentMode {mode!r} is KServe <= 0.15's name: 0.16+ rejects every update of "
+            "the InferenceService (kserve/kserve#4798); use Knative / Standard"
+        )
     serverless = mode in SERVERLESS_MODES
 
     pred = spec["predictor"]
