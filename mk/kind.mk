@@ -44,7 +44,7 @@ kind-dump: ## Dump pods, events, InferenceService and logs of the kind cluster t
 
 e2e-kind: $(STAMP) ## Run the e2e suite with the cluster tests (canary, autoscaling) against kind
 	@test -f $(KIND_E2E_ENV) || { echo "$(KIND_E2E_ENV) missing: run make kind-up kind-load deploy" >&2; exit 1; }
-	set -a && . ./$(KIND_E2E_ENV) && set +a && E2E_REQUIRE_CLUSTER=1 \
+	set -a && . "$(abspath $(KIND_E2E_ENV))" && set +a && E2E_REQUIRE_CLUSTER=1 \
 		$(PY) -m pytest -m "e2e or cluster" tests/e2e $(E2E_KIND_ARGS)
 
 canary: $(STAMP) ## Canary CANARY_MODEL_URI at CANARY_PERCENT% of traffic and wait for the split

@@ -193,6 +193,21 @@ deploy_helm() {
       --set feast.materialize.enabled=false
     )
   fi
+  local canary
+  canary="$(k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}" \
+    -o jsonpath='{.spec.predictor.canaryTrafficPercent}' 2>/dev/null || true)"
+  if [[ -n "${canary}" ]]; then
+    log "warning: a canary rollout is in progress (canaryTrafficPercent=${canary}, set by the rollout CLI);" \
+      "the chart does not own that field, so the chart's storageUri becomes the canary at ${canary}%." \
+      "Finish it first (make promote / make rollback) to deploy the chart's model to 100%."
+  fi
+  # Helm 4 applies server-side: fields the rollout CLI patched since the last deploy
+  # (storageUri) belong to another field manager, and the chart's values win over them.
+  local helm_version
+  helm_version="$(helm version --template '{{.Version}}')"
+  if [[ "${helm_version}" == v4.* ]]; then
+    fit+=(--force-conflicts)
+  fi
   log "helm upgrade --install ${RELEASE} ${CHART} -f ${VALUES} ${fit[*]} ${HELM_EXTRA_ARGS:-}"
   # shellcheck disable=SC2086 # HELM_EXTRA_ARGS is a list of flags on purpose
   h upgrade --install "${RELEASE}" "${CHART}" --namespace "${ISVC_NAMESPACE}" \

@@ -54,6 +54,27 @@ build_args() {
   die "no Dockerfile for ${name} under docker/ (set ${override_var}=path)"
 }
 
+# load_image IMAGE: `kind load docker-image`, or, when that fails, a single-platform archive.
+# With Docker's containerd image store (the default from Docker 29 on), `docker save` of an
+# image can reference content of other platforms that is not on the host, and kind's
+# `ctr images import --all-platforms` stops at "content digest ... not found"
+# (kubernetes-sigs/kind#3795); saving only the node's platform avoids it.
+load_image() {
+  local image="$1" archive platform
+  if kind load docker-image "${image}" --name "${KIND_CLUSTER_NAME}"; then
+    return 0
+  fi
+  platform="$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
+  log "kind load docker-image failed; retrying with a ${platform} archive (kind#3795)"
+  archive="$(mktemp "${TMPDIR:-/tmp}/kind-load.XXXXXX")"
+  docker image save --platform "${platform}" -o "${archive}" "${image}"
+  kind load image-archive "${archive}" --name "${KIND_CLUSTER_NAME}" || {
+    rm -f "${archive}"
+    return 1
+  }
+  rm -f "${archive}"
+}
+
 for name in predictor transformer; do
   image="${IMAGE_PREFIX}/feast-kserve-${name}:${IMAGE_TAG}"
   if [[ "${SKIP_BUILD}" == "1" ]]; then
@@ -65,7 +86,7 @@ for name in predictor transformer; do
     docker build "${args[@]}" -t "${image}" "${REPO_ROOT}"
   fi
   log "loading ${image} into kind cluster ${KIND_CLUSTER_NAME}"
-  kind load docker-image "${image}" --name "${KIND_CLUSTER_NAME}"
+  load_image "${image}"
 done
 
 # Check the node really has them (crictl lists them under docker.io/ for bare names).

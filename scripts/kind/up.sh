@@ -100,14 +100,24 @@ wait_deployments kourier-system 300s
 log "installing KServe ${KSERVE_VERSION} (Knative mode, Kourier, no Istio)"
 retry 3 20 h upgrade --install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd \
   --version "${KSERVE_VERSION}" --namespace kserve --create-namespace --wait --timeout 5m
-# The first install can race cert-manager's webhook/CA injection: retried.
-retry 3 30 h upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resources \
-  --version "${KSERVE_VERSION}" --namespace kserve --wait --timeout 10m \
-  --set kserve.controller.deploymentMode=Knative \
-  --set kserve.controller.gateway.disableIstioVirtualHost=true \
-  --set kserve.controller.gateway.domain=example.com \
-  --set-string kserve.inferenceservice.resources.requests.cpu=100m \
-  --set-string kserve.inferenceservice.resources.requests.memory=256Mi
+# The first install races two webhooks: cert-manager's (the chart's Certificate/Issuer) and
+# KServe's own, whose controller the same release creates ("failed calling webhook ...
+# connection refused", kserve/kserve#4844). After a failed attempt, wait for the controller
+# to be rolled out before the next one; an upgrade over a failed first install is fine.
+install_kserve_resources() {
+  h upgrade --install kserve-resources oci://ghcr.io/kserve/charts/kserve-resources \
+    --version "${KSERVE_VERSION}" --namespace kserve --wait --timeout 10m \
+    --set kserve.controller.deploymentMode=Knative \
+    --set kserve.controller.gateway.disableIstioVirtualHost=true \
+    --set-string kserve.inferenceservice.resources.requests.cpu=100m \
+    --set-string kserve.inferenceservice.resources.requests.memory=256Mi && return 0
+  if k get deployment kserve-controller-manager -n kserve >/dev/null 2>&1; then
+    log "waiting for kserve-controller-manager (its webhook) before retrying"
+    k rollout status deployment/kserve-controller-manager -n kserve --timeout=300s || true
+  fi
+  return 1
+}
+retry 4 15 install_kserve_resources
 wait_deployments kserve 300s
 
 log "stack ready: kind ${KIND_CLUSTER_NAME} (context ${KUBE_CONTEXT}), Kourier at http://127.0.0.1:${KIND_HTTP_PORT}"
