@@ -233,7 +233,20 @@ wait_for_isvc() {
       -n "${ISVC_NAMESPACE}" --timeout=300s
   fi
   log "waiting up to ${ISVC_TIMEOUT} for InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} to be Ready"
-  k wait --for=condition=Ready "inferenceservice/${ISVC_NAME}" -n "${ISVC_NAMESPACE}" --timeout="${ISVC_TIMEOUT}"
+  local timeout_s="${ISVC_TIMEOUT%s}" limit failed
+  [[ "${timeout_s}" =~ ^[0-9]+$ ]] || die "ISVC_TIMEOUT must be in seconds (e.g. 900s), not ${ISVC_TIMEOUT}"
+  limit=$((SECONDS + timeout_s))
+  until k wait --for=condition=Ready "inferenceservice/${ISVC_NAME}" -n "${ISVC_NAMESPACE}" \
+    --timeout=15s >/dev/null 2>&1; do
+    # A revision that cannot start will not recover by waiting (image not resolvable or
+    # missing, bad arguments, crash loop): fail now with Knative's reason, not at the timeout.
+    failed="$(k get revisions -n "${ISVC_NAMESPACE}" -l "serving.kserve.io/inferenceservice=${ISVC_NAME}" \
+      -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{range .status.conditions[?(@.status=="False")]}{.reason}: {.message}{"; "}{end}{"\n"}{end}' \
+      2>/dev/null | grep -E 'ContainerMissing|RevisionFailed|ExitCode|CrashLoopBackOff|ImagePull|ProgressDeadline' || true)"
+    [[ -z "${failed}" ]] || die "a revision of ${ISVC_NAME} failed: ${failed}"
+    ((SECONDS < limit)) || die "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} not Ready after ${ISVC_TIMEOUT}"
+  done
+  log "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} is Ready"
 }
 
 smoke_and_write_env() {

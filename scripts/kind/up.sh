@@ -29,6 +29,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_tools docker kind kubectl helm
 dump_state_on_failure
 
+# The stack requests ~3.1 CPUs at the canary test's peak (docs/kind-e2e.md): on fewer than
+# KIND_MIN_CPUS the pods would stay Pending and the run would fail only at a timeout.
+cpus="$(docker info --format '{{.NCPU}}' 2>/dev/null || nproc)"
+if ((cpus < ${KIND_MIN_CPUS:-4})); then
+  die "Docker has ${cpus} CPUs; the stack needs ${KIND_MIN_CPUS:-4} (e.g. GitHub's standard runner of a" \
+    "public repository, or a larger runner for private ones). KIND_MIN_CPUS=${cpus} tries anyway."
+fi
+
 have_kind="$(kind version 2>/dev/null | awk '{print $2}')"
 if [[ "${have_kind}" != "${KIND_VERSION}" ]]; then
   log "warning: kind ${have_kind:-?} on PATH, ${KIND_VERSION} pinned; node image ${KIND_NODE_IMAGE} is built for ${KIND_VERSION}"
