@@ -977,6 +977,15 @@ def check_kserve(objs: list[Obj], *, metrics: bool = True) -> list[str]:
             )
     if not serverless and ann.get("serving.kserve.io/autoscalerClass") != "hpa":
         problems.append("RawDeployment mode without serving.kserve.io/autoscalerClass: hpa")
+    if serverless and pred.get("minReplicas", 1) == 0 and len(tcs) == 1:
+        # The first call after the predictor idled waits for its cold start in the activator.
+        env = {e["name"]: e.get("value") for e in tcs[0].get("env") or []}
+        timeout = float(env.get("TRANSFORMER_PREDICTOR_TIMEOUT_S") or 2.0)
+        if timeout < 60:
+            problems.append(
+                f"the predictor scales to zero but the transformer gives a predictor call only "
+                f"{timeout:g}s (TRANSFORMER_PREDICTOR_TIMEOUT_S): every cold start would be a 504"
+            )
     return problems
 
 
