@@ -110,6 +110,40 @@ def _env_yaml() -> Path | None:
     return Path(value) if value else None
 
 
+def wait_for_feature_service(
+    store: Any, name: str, wait_s: float, poll_s: float = 3.0, sleep: Callable = time.sleep
+) -> None:
+    """Return once the registry has feature service ``name``.
+
+    Waits (up to ``wait_s``) while the registry cannot be read or has no feature service at
+    all: on a first install the transformer may start before the registry server answers or
+    before the bootstrap Job's ``feast apply``. A registry with other services but not ours is
+    a configuration error, raised at once.
+    """
+    deadline = time.monotonic() + wait_s
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if attempt > 1:
+                store.refresh_registry()  # file/SQL registries cache what they read
+            names = sorted(s.name for s in store.list_feature_services())
+        except Exception as e:
+            problem = f"the Feast registry cannot be read ({type(e).__name__}: {e})"
+        else:
+            if name in names:
+                return
+            if names:
+                raise FeatureConfigError(
+                    f"feature service '{name}' is not in the Feast registry (it has {names})"
+                )
+            problem = "the Feast registry has no feature service yet (feast apply not run?)"
+        if time.monotonic() >= deadline:
+            raise FeatureConfigError(f"{problem}; gave up after {wait_s:.0f}s")
+        log.info("waiting for feature service %s: %s", name, problem)
+        sleep(poll_s)
+
+
 class FeatureReader:
     """Reads one FeatureService for a batch of entities."""
 

@@ -14,7 +14,7 @@ from predictor.artifact import load_model
 from predictor.serving import run_model_server
 from transformer import errors
 from transformer.cache import Freshness, LiveVersions, PredictionWriter
-from transformer.features import FeatureReader, open_store
+from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.predictor_client import (
@@ -56,6 +56,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
             settings.predictor_use_ssl,
         )
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
+    wait_for_feature_service(store, settings.feature_service, settings.registry_wait_s)
     uses_store = settings.mode != "online"
     reader = FeatureReader(
         store,

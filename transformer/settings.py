@@ -50,6 +50,13 @@ class TransformerSettings(BaseSettings):
         "FEAST_FS_YAML_FILE_PATH)",
     )
     feature_service: str = Field("click_model_v1", description="Feast FeatureService to read")
+    registry_wait_s: float = Field(
+        120.0,
+        ge=0,
+        description="At start-up, how long to wait for a Feast registry that is unreachable or "
+        "still empty (feast apply not run yet, e.g. a first install); a registry that has other "
+        "feature services but not ours fails at once",
+    )
     redis_direct_reads: bool = Field(
         True,
         description="On a Redis online store, read Feast's hashes directly (one HMGET per user, "

@@ -238,11 +238,12 @@ wait_for_isvc() {
   limit=$((SECONDS + timeout_s))
   until k wait --for=condition=Ready "inferenceservice/${ISVC_NAME}" -n "${ISVC_NAMESPACE}" \
     --timeout=15s >/dev/null 2>&1; do
-    # A revision that cannot start will not recover by waiting (image not resolvable or
-    # missing, bad arguments, crash loop): fail now with Knative's reason, not at the timeout.
+    # A revision that cannot start will not recover by waiting (image not resolvable or not
+    # loaded, Knative's progress deadline passed): fail now with Knative's reason, not at the
+    # timeout. Container exits are not on the list: they can be transient on a first install.
     failed="$(k get revisions -n "${ISVC_NAMESPACE}" -l "serving.kserve.io/inferenceservice=${ISVC_NAME}" \
       -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{range .status.conditions[?(@.status=="False")]}{.reason}: {.message}{"; "}{end}{"\n"}{end}' \
-      2>/dev/null | grep -E 'ContainerMissing|RevisionFailed|ExitCode|CrashLoopBackOff|ImagePull|ProgressDeadline' || true)"
+      2>/dev/null | grep -E 'ContainerMissing|ImagePull|ErrImage|ProgressDeadline' || true)"
     [[ -z "${failed}" ]] || die "a revision of ${ISVC_NAME} failed: ${failed}"
     ((SECONDS < limit)) || die "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} not Ready after ${ISVC_TIMEOUT}"
   done

@@ -7,7 +7,12 @@ import pytest
 
 from predictor.artifact import FeatureSpec
 from tests.integration.helpers import online_features
-from transformer.features import FeatureConfigError, FeatureReader, open_store
+from transformer.features import (
+    FeatureConfigError,
+    FeatureReader,
+    open_store,
+    wait_for_feature_service,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +74,16 @@ def test_unknown_feature_service_fails_at_start(sqlite_features):
     store = open_store(sqlite_features.repo, None)
     with pytest.raises(FeatureConfigError, match="nope"):
         FeatureReader(store, "nope", [], 1.0)
+
+
+def test_registry_wait_returns_at_once_for_an_applied_repo(sqlite_features):
+    store = open_store(sqlite_features.repo, None)
+    no_sleep = lambda s: pytest.fail("waited on an applied registry")  # noqa: E731
+    wait_for_feature_service(store, "click_model_v1", 60, sleep=no_sleep)
+    with pytest.raises(
+        FeatureConfigError, match=r"'nope' is not in the Feast registry .*click_model_v1"
+    ):
+        wait_for_feature_service(store, "nope", 60, sleep=no_sleep)
 
 
 def test_missing_yaml_names_the_file(tmp_path):
