@@ -31,13 +31,17 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY transformer/ ./transformer/
 COPY predictor/ ./predictor/
-# Non-editable install of the `transformer` extra (Feast with Redis). Bytecode is compiled
+# Non-editable install of the `transformer` extra (Feast with Redis). For collocated mode
+# (the model scored inside the transformer) add the model frameworks:
+#   --build-arg EXTRAS=transformer,predictor       (scikit-learn + XGBoost, ~+150 MB)
+ARG EXTRAS=transformer
+# Bytecode is compiled
 # here, at build time, also for -O, so the read-only runtime never writes .pyc files.
 # PYTHONOPTIMIZE=1 at runtime turns Feast's typeguard @typechecked into a no-op (its
 # documented production setting): instrumenting Feast's classes at import took ~3 s of a
 # 5 s cold start, and the checks cost CPU on every call.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install ".[transformer]" \
+    pip install ".[${EXTRAS}]" \
  && python -O -m compileall -q -j 0 /opt/venv/lib > /dev/null \
  && python -m transformer --help > /dev/null \
  && feast version
