@@ -18,8 +18,18 @@ KServe semantics (serverless / Knative mode only):
   the canary revision stays around with 0 %.
 * promote = remove ``canaryTrafficPercent`` (JSON merge patch ``null``): the latest revision
   gets 100 % and becomes ``latestRolledoutRevision``; the old one becomes
-  ``previousRolledoutRevision``. Once promoted, ``rollback`` can no longer reach the old model:
-  roll forward instead with ``promote --model-uri <old uri>`` (or ``canary --model-uri <old uri>``).
+  ``previousRolledoutRevision``.
+* After a promotion the latest revision *is* the rolled-out one, and KServe reads a
+  ``canaryTrafficPercent`` below 100 as a split against the revision before it: it moves
+  ``latestRolledoutRevision`` back to ``previousRolledoutRevision`` and routes the rest there
+  (two reconciles). So ``rollback`` undoes the promotion (100 % to the previous model), and
+  ``canary --percent N`` without a new model re-opens the split against the previous model.
+  Only a service that was never canaried has nothing to roll back to.
+
+Completion is judged by revision names, per command: the new revision exists and is ready,
+``latest`` resolves to it with the requested share, and the rest sits on
+``latestRolledoutRevision``; a rollback is done when the rolled-out revision has 100 % and the
+route is ready, even if the canary revision never became ready (that is why one rolls back).
 
 Every change is a JSON merge patch (``application/merge-patch+json``, the content type
 ``CustomObjectsApi.patch_namespaced_custom_object`` sends for an object body in kubernetes
@@ -145,6 +155,17 @@ class ComponentStatus:
         """Traffic share of the targets that follow the latest revision."""
         return sum(t.percent for t in self.traffic if t.latest)
 
+    def percent_of(self, revision: str) -> int:
+        """Traffic share of one revision, over all the targets that resolve to it."""
+        return sum(t.percent for t in self.traffic if t.revision == revision)
+
+    def split(self) -> str:
+        """``rev-a 80%, rev-b 20%`` for messages."""
+        shares: dict[str, int] = {}
+        for t in self.traffic:
+            shares[t.revision or "-"] = shares.get(t.revision or "-", 0) + t.percent
+        return ", ".join(f"{r} {p}%" for r, p in shares.items()) or "no traffic reported"
+
 
 @dataclass(frozen=True)
 class IsvcStatus:
@@ -156,9 +177,17 @@ class IsvcStatus:
     storage_uri: str
     canary_percent: int | None
     components: tuple[ComponentStatus, ...] = field(default_factory=tuple)
+    # condition type -> status ("True" / "False" / "Unknown"), e.g. PredictorRouteReady
+    conditions: Mapping[str, str] = field(default_factory=dict)
 
     def component(self, name: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.name == name), None)
+
+    @property
+    def predictor_route_ready(self) -> bool:
+        """The predictor's route serves its traffic spec (KServe's PredictorRouteReady, from
+        Knative's RoutesReady); the overall Ready where a KServe version lacks it."""
+        return self.conditions.get("PredictorRouteReady", self.ready) == "True"
 
 
 def _as_int(value: Any) -> int:
@@ -210,6 +239,11 @@ def summarize(isvc: Mapping[str, Any]) -> IsvcStatus:
         storage_uri=str((spec_predictor.get("model") or {}).get("storageUri") or ""),
         canary_percent=None if canary is None else _as_int(canary),
         components=tuple(components),
+        conditions={
+            str(c.get("type")): str(c.get("status") or "Unknown")
+            for c in status.get("conditions") or []
+            if c.get("type")
+        },
     )
 
 
@@ -271,54 +305,114 @@ def status_json(st: IsvcStatus) -> dict[str, Any]:
     }
 
 
-def rollout_progress(
-    st: IsvcStatus, expected_latest_percent: int, previous_created: str | None = None
-) -> tuple[bool, str]:
-    """Whether the predictor has settled on the requested split, and if not, why.
+@dataclass(frozen=True)
+class Goal:
+    """What a command waits for: ``percent`` is the latest revision's share (N for canary,
+    100 for promote, 0 for rollback); ``previous_created`` is the predictor's
+    ``latestCreatedRevision`` before a patch that changes the storageUri (a new revision must
+    appear)."""
 
-    ``previous_created`` is the predictor's ``latestCreatedRevision`` before a patch that
-    changed the storageUri: a new revision must appear (and be ready) before we are done.
+    command: str
+    percent: int
+    previous_created: str | None = None
+
+
+def rollout_progress(st: IsvcStatus, goal: Goal) -> tuple[bool, str]:
+    """Whether the predictor has settled on what ``goal`` asked for, and if not, why.
+
+    Judged by revision names, so a status written before KServe saw the patch (it always
+    writes the old state once) never counts as done.
     """
     pred = st.component("predictor")
     if pred is None:
         return False, "no predictor status yet"
-    if previous_created is not None and pred.latest_created in ("", previous_created):
+    latest_share = pred.latest_percent()
+    if goal.command == "rollback":
+        rolled_out = pred.latest_rolled_out
+        if latest_share != 0:
+            return False, f"the latest revision still has {latest_share}% ({pred.split()})"
+        if not rolled_out:
+            return False, "KServe has not recorded a rolled-out revision yet"
+        if pred.percent_of(rolled_out) != 100:
+            return (
+                False,
+                f"waiting for 100% on the rolled-out revision {rolled_out} ({pred.split()})",
+            )
+        if not st.predictor_route_ready:
+            return False, "the predictor route is not ready yet"
+        return True, "rolled back"
+
+    if goal.previous_created is not None and pred.latest_created in ("", goal.previous_created):
         return False, (
-            f"waiting for a new predictor revision (latest is still {previous_created or '-'})"
+            f"waiting for a new predictor revision (latest is still {goal.previous_created or '-'})"
         )
     if not pred.latest_created or pred.latest_created != pred.latest_ready:
         return False, (
             f"predictor revision {pred.latest_created or '-'} not ready "
             f"(latest ready: {pred.latest_ready or '-'})"
         )
-    if pred.latest_percent() != expected_latest_percent:
+    behind = sorted(
+        {t.revision for t in pred.traffic if t.latest and t.revision != pred.latest_ready}
+    )
+    if behind:
+        return False, f"the route still resolves 'latest' to {', '.join(behind)}"
+    if latest_share != goal.percent:
         return False, (
-            f"latest predictor revision has {pred.latest_percent()}% of traffic, "
-            f"waiting for {expected_latest_percent}%"
+            f"latest predictor revision has {latest_share}% of traffic, waiting for {goal.percent}%"
+        )
+    if goal.percent == 100:
+        if pred.latest_rolled_out != pred.latest_ready:
+            return False, f"waiting for KServe to record {pred.latest_ready} as rolled out"
+    elif pred.latest_rolled_out == pred.latest_ready:
+        if pred.previous_rolled_out:
+            return False, (
+                f"waiting for KServe to split against the previous revision "
+                f"{pred.previous_rolled_out} ({pred.split()})"
+            )
+        # never canaried: there is no other revision, all traffic stays where it is
+    elif pred.percent_of(pred.latest_rolled_out) != 100 - goal.percent:
+        return False, (
+            f"waiting for {100 - goal.percent}% on the rolled-out revision "
+            f"{pred.latest_rolled_out} ({pred.split()})"
         )
     if st.ready != "True":
         return False, f"InferenceService Ready={st.ready} {st.ready_message}".rstrip()
     return True, "rolled out"
 
 
-def noop_warning(st: IsvcStatus, action: str, model_uri: str | None) -> str | None:
-    """A warning when the action cannot change which model answers."""
+def rollout_notice(
+    st: IsvcStatus, action: str, model_uri: str | None, percent: int | None = None
+) -> tuple[str, str] | None:
+    """("warning" | "note", text) when an action on a fully rolled-out predictor does
+    something other than a user might expect; None otherwise."""
     pred = st.component("predictor")
-    if pred is None or model_uri not in (None, st.storage_uri):
+    if action not in ("rollback", "canary") or pred is None:
         return None
-    if pred.latest_created and pred.latest_created == pred.latest_rolled_out:
+    if model_uri not in (None, st.storage_uri):
+        return None  # a new model: a new canary revision, the usual case
+    if not pred.latest_created or pred.latest_created != pred.latest_rolled_out:
+        return None  # a canary is in progress: rollback / moving the split work as usual
+    latest, previous = pred.latest_created, pred.previous_rolled_out
+    if previous:
         if action == "rollback":
-            return (
-                f"the latest predictor revision {pred.latest_created} is already the rolled-out "
-                "one (promoted or never canaried): canaryTrafficPercent=0 changes nothing. "
-                "To go back to an older model, roll forward: promote --model-uri <old uri>."
+            return "note", (
+                f"the latest predictor revision {latest} is fully rolled out: KServe rolls back "
+                f"past that promotion and pins 100% to the previous rolled-out revision {previous}"
             )
-        if action == "canary":
-            return (
-                f"the latest predictor revision {pred.latest_created} is already the rolled-out "
-                "one: without --model-uri there is no canary to send traffic to."
-            )
-    return None
+        return "note", (
+            f"the latest predictor revision {latest} is fully rolled out and no new model is "
+            f"given: KServe splits {percent}% to it and the rest to the previous rolled-out "
+            f"revision {previous}"
+        )
+    if action == "rollback":
+        return "warning", (
+            f"the latest predictor revision {latest} is the only one ever rolled out: there is "
+            "nothing to roll back to, canaryTrafficPercent=0 changes nothing"
+        )
+    return "warning", (
+        f"the latest predictor revision {latest} is the only one ever rolled out: without "
+        "--model-uri there is no canary to send traffic to"
+    )
 
 
 # --------------------------------------------------------------------------- client layer
@@ -357,6 +451,15 @@ def _api_exception_type() -> type[BaseException]:
         return _NoApiException
 
 
+def _transport_exception_types() -> tuple[type[BaseException], ...]:
+    """What the kubernetes client raises when it cannot talk to the API server at all."""
+    try:
+        urllib3_exceptions = importlib.import_module("urllib3.exceptions")
+    except ImportError:
+        return (OSError,)
+    return (OSError, urllib3_exceptions.HTTPError)
+
+
 class _NoApiException(Exception):
     status: int | None = None
 
@@ -380,6 +483,11 @@ class IsvcClient:
             raise RolloutError(
                 f"{what} InferenceService {self.namespace}/{self.name} failed: "
                 f"HTTP {status} {reason}{': ' + body if body else ''}"
+            ) from None
+        except _transport_exception_types() as e:  # API server unreachable, connection reset
+            raise RolloutError(
+                f"{what} InferenceService {self.namespace}/{self.name} failed: "
+                f"cannot reach the Kubernetes API server ({type(e).__name__}: {e})"
             ) from None
         if not isinstance(result, dict):
             raise RolloutError(f"{what} returned {type(result).__name__}, expected an object")
@@ -422,35 +530,52 @@ def _error_message(body: Any) -> str:
 
 def wait_for_rollout(
     client: IsvcClient,
-    expected_latest_percent: int,
+    goal: Goal,
     *,
-    previous_created: str | None = None,
     timeout: float = 600.0,
     interval: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> IsvcStatus:
-    """Poll until :func:`rollout_progress` says done; :class:`RolloutError` on timeout."""
+    """Poll until :func:`rollout_progress` says done; :class:`RolloutError` on timeout.
+
+    A failed read (the API server restarting, a dropped connection) is logged and retried
+    until the timeout: the patch was applied, only watching it failed."""
     deadline = clock() + timeout
     last_reason = ""
+    st: IsvcStatus | None = None
     while True:
-        st = summarize(client.get())
-        done, reason = rollout_progress(st, expected_latest_percent, previous_created)
-        if done:
-            return st
+        try:
+            st = summarize(client.get())
+        except IsvcNotFoundError:
+            raise
+        except RolloutError as e:
+            reason = f"cannot read the status ({e})"
+        else:
+            done, reason = rollout_progress(st, goal)
+            if done:
+                return st
         if reason != last_reason:
             log(f"waiting: {reason}")
             last_reason = reason
         if clock() >= deadline:
+            table = f"\n{format_status(st)}" if st is not None else ""
             raise RolloutError(
                 f"timed out after {timeout:.0f}s waiting for {client.namespace}/{client.name}: "
-                f"{reason}\n{format_status(st)}"
+                f"{reason}{table}"
             )
         sleep(interval)
 
 
 # --------------------------------------------------------------------------- CLI
+
+
+def _uri_arg(value: str) -> str:
+    try:
+        return _validate_uri(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _percent_arg(value: str) -> int:
@@ -489,17 +614,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="send PERCENT %% of traffic to the latest (or a new) predictor revision",
     )
     c.add_argument("--percent", type=_percent_arg, required=True, help="0..100")
-    c.add_argument("--model-uri", default=None, help="new storageUri: creates the canary revision")
+    c.add_argument(
+        "--model-uri",
+        type=_uri_arg,
+        default=None,
+        help="new storageUri: creates the canary revision",
+    )
     pr = sub.add_parser(
         "promote",
         parents=[common, waiting],
         help="give the latest revision 100%% (removes canaryTrafficPercent)",
     )
-    pr.add_argument("--model-uri", default=None, help="also set storageUri (roll forward)")
+    pr.add_argument(
+        "--model-uri", type=_uri_arg, default=None, help="also set storageUri (roll forward)"
+    )
     sub.add_parser(
         "rollback",
         parents=[common, waiting],
-        help="send all traffic back to the last rolled-out revision (canaryTrafficPercent=0)",
+        help="send all traffic back to the last rolled-out revision (canaryTrafficPercent=0); "
+        "after a promotion, to the revision before it",
     )
     s = sub.add_parser("status", parents=[common], help="print the traffic split")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -551,13 +684,13 @@ def main(
 
         body, expected = plan
         model_uri = getattr(args, "model_uri", None)
-        model_uri = model_uri.strip() if model_uri is not None else None
-        warning = noop_warning(before, args.command, model_uri)
-        if warning:
-            say(f"warning: {warning}")
+        notice = rollout_notice(before, args.command, model_uri, expected)
+        if notice:
+            say(f"{notice[0]}: {notice[1]}")
         new_revision = model_uri is not None and model_uri != before.storage_uri
         pred = before.component("predictor")
         previous_created = (pred.latest_created if pred else "") if new_revision else None
+        goal = Goal(args.command, expected, previous_created)
 
         say(f"patching {args.namespace}/{args.name}: {json.dumps(body, sort_keys=True)}")
         client.patch(body)
@@ -565,8 +698,7 @@ def main(
             return EXIT_OK
         st = wait_for_rollout(
             client,
-            expected,
-            previous_created=previous_created,
+            goal,
             timeout=args.timeout,
             interval=args.interval,
             sleep=sleep,

@@ -5,8 +5,9 @@ run in the e2e-kind workflow as part of ``pytest -m "e2e or cluster"``.
 * a component scaled to zero answers the first request (through Knative's activator);
 * canary rollout: ``predictor.rollout canary`` to a second model version at 20 %, the share of
   N requests answered by it (``model_version``) is within a 4-sigma binomial band, rollback
-  sends everything back, promote sends everything to the new version; the original model is
-  restored afterwards (by rolling forward to its storageUri).
+  sends everything back, promote sends everything to the new version, and a rollback after
+  the promotion pins the first version again; the original model is restored afterwards (by
+  rolling forward to its storageUri).
 
 Environment: E2E_BASE_URL (Kourier, e.g. http://127.0.0.1:31080), E2E_HOST_HEADER (the
 InferenceService host Kourier routes on), E2E_MODEL_NAME (click-model), E2E_NAMESPACE
@@ -130,6 +131,13 @@ def model_versions(http: httpx.Client, model: str, n: int) -> list[str]:
     return versions
 
 
+def warm_up(http: httpx.Client, model: str) -> None:
+    """One uncounted request that may wait for cold starts: while the CLI waited for a new
+    revision, the transformer and the revision now taking traffic may have scaled to zero,
+    and the counted requests below use the client's 60 s timeout."""
+    outputs(http.post(f"/v2/models/{model}/infer", json=infer_body(), timeout=300.0))
+
+
 def run_rollout(cluster: Cluster, *args: str, timeout: float = 900) -> str:
     """Run the real CLI (``python -m predictor.rollout``), as `make canary` does."""
     cmd = [sys.executable, "-m", "predictor.rollout", *args,
@@ -241,6 +249,7 @@ def test_canary_split_rollback_and_promote(
     try:
         run_rollout(cluster, "canary", "--model-uri", cluster.canary_model_uri,
                     "--percent", str(percent))  # fmt: skip
+        warm_up(http, cluster.model)
         counts = Counter(model_versions(http, cluster.model, n))
         canary_versions = set(counts) - {v1}
         assert len(canary_versions) == 1, f"expected {v1} and one canary version, got {counts}"
@@ -251,14 +260,24 @@ def test_canary_split_rollback_and_promote(
         )
 
         run_rollout(cluster, "rollback")
+        warm_up(http, cluster.model)
         assert set(model_versions(http, cluster.model, 50)) == {v1}, "rollback left canary traffic"
 
         run_rollout(cluster, "promote")
+        warm_up(http, cluster.model)
         assert set(model_versions(http, cluster.model, 50)) == {v2}, "promote left old traffic"
         promoted = rollout.summarize(isvc_client.get()).component("predictor")
         assert promoted is not None
         assert promoted.latest_rolled_out == promoted.latest_ready
+
+        # After a promotion KServe's rollback pins the revision before it (v1) again.
+        run_rollout(cluster, "rollback")
+        warm_up(http, cluster.model)
+        assert set(model_versions(http, cluster.model, 50)) == {v1}, "rollback kept v2 traffic"
+        unpromoted = rollout.summarize(isvc_client.get()).component("predictor")
+        assert unpromoted is not None and unpromoted.percent_of(unpromoted.latest_rolled_out) == 100
     finally:
         # Leave the cluster as found: roll forward to the original model at 100 %.
         run_rollout(cluster, "promote", "--model-uri", original_uri)
+    warm_up(http, cluster.model)
     assert set(model_versions(http, cluster.model, 20)) == {v1}

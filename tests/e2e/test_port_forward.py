@@ -161,6 +161,7 @@ def fake_apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
+            body: object
             if path == "/api/v1/namespaces/ns/pods":
                 queries.append(urllib.parse.urlsplit(self.path).query)
                 body = POD_LIST

@@ -25,6 +25,7 @@ NS = "feast-inference"
 NAME = "click-model"
 V1_URI = "pvc://click-model-models/sklearn"
 V2_URI = "pvc://click-model-models/xgboost"
+P1, P2 = "click-model-predictor-00001", "click-model-predictor-00002"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -63,10 +64,15 @@ def predictor_status(
     }
 
 
-def isvc_status(predictor: dict[str, Any], ready: str = "True") -> dict[str, Any]:
+def isvc_status(
+    predictor: dict[str, Any], ready: str = "True", route_ready: str | None = None
+) -> dict[str, Any]:
     return {
         "url": f"http://{NAME}.{NS}.example.com",
-        "conditions": [{"type": "Ready", "status": ready}],
+        "conditions": [
+            {"type": "Ready", "status": ready},
+            {"type": "PredictorRouteReady", "status": route_ready or ready},
+        ],
         "components": {
             "predictor": predictor,
             "transformer": predictor_status(
@@ -93,7 +99,7 @@ CANARY_20 = isvc_status(
         ready="click-model-predictor-00002",
         rolled_out="click-model-predictor-00001",
         traffic=[
-            ("click-model-predictor-00002", 20, True, "latest"),
+            ("click-model-predictor-00002", 20, True, ""),
             ("click-model-predictor-00001", 80, False, "prev"),
         ],
     )
@@ -104,7 +110,7 @@ CANARY_0 = isvc_status(
         ready="click-model-predictor-00002",
         rolled_out="click-model-predictor-00001",
         traffic=[
-            ("click-model-predictor-00002", 0, True, "latest"),
+            ("click-model-predictor-00002", 0, True, ""),
             ("click-model-predictor-00001", 100, False, "prev"),
         ],
     )
@@ -118,15 +124,75 @@ PROMOTED_V2 = isvc_status(
         traffic=[("click-model-predictor-00002", 100, True, "")],
     )
 )
-# The canary revision exists but is not ready yet (still loading the model).
+# The canary revision exists but is not ready yet (still loading the model): Knative resolves
+# the "latest" target to the latest *ready* revision, so both targets name 00001.
 CANARY_PENDING = isvc_status(
     predictor_status(
         created="click-model-predictor-00002",
         ready="click-model-predictor-00001",
         rolled_out="click-model-predictor-00001",
-        traffic=[("click-model-predictor-00001", 100, True, "")],
+        traffic=[
+            ("click-model-predictor-00001", 20, True, ""),
+            ("click-model-predictor-00001", 80, False, "prev"),
+        ],
     ),
     ready="Unknown",
+)
+# A canary that failed (bad model): never ready, the ISVC not Ready, the route still fine.
+CANARY_FAILED = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00001",
+        rolled_out="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00001", 20, True, ""),
+            ("click-model-predictor-00001", 80, False, "prev"),
+        ],
+    ),
+    ready="False",
+    route_ready="True",
+)
+# ...and after `rollback` on it.
+CANARY_FAILED_ROLLED_BACK = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00001",
+        rolled_out="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00001", 0, True, ""),
+            ("click-model-predictor-00001", 100, False, "prev"),
+        ],
+    ),
+    ready="False",
+    route_ready="True",
+)
+# `rollback` after a promotion, as KServe 0.17 does it. Reconcile 1 builds
+# [latest 0, prev=latestRolledout(00002) 100]; PropagateStatus sees the split over one revision
+# and moves latestRolledout back to previousRolledout (00001) in the same status write...
+UNPROMOTING_STEP1 = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00002",
+        rolled_out="click-model-predictor-00001",
+        previous="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00002", 0, True, ""),
+            ("click-model-predictor-00002", 100, False, "prev"),
+        ],
+    )
+)
+# ...and reconcile 2 routes "prev" to 00001.
+UNPROMOTED = isvc_status(
+    predictor_status(
+        created="click-model-predictor-00002",
+        ready="click-model-predictor-00002",
+        rolled_out="click-model-predictor-00001",
+        previous="click-model-predictor-00001",
+        traffic=[
+            ("click-model-predictor-00002", 0, True, ""),
+            ("click-model-predictor-00001", 100, False, "prev"),
+        ],
+    )
 )
 
 
@@ -218,6 +284,13 @@ class Clock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def row(out: str, revision: str) -> list[str]:
+    """The traffic-table row of ``revision`` in the predictor's table, split into columns."""
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] == [revision]]
+    assert rows, f"{revision} not in the table:\n{out}"
+    return rows[0]
 
 
 def run(argv: list[str], api: Any, clock: Clock | None = None) -> tuple[int, str, str]:
@@ -317,7 +390,7 @@ def test_summarize_reads_revisions_and_traffic() -> None:
     assert pred.latest_rolled_out == "click-model-predictor-00001"
     assert pred.latest_percent() == 20
     assert [(t.revision, t.percent, t.latest, t.tag) for t in pred.traffic] == [
-        ("click-model-predictor-00002", 20, True, "latest"),
+        ("click-model-predictor-00002", 20, True, ""),
         ("click-model-predictor-00001", 80, False, "prev"),
     ]
     assert [c.name for c in st.components] == ["predictor", "transformer"]
@@ -340,43 +413,89 @@ def test_format_status_prints_the_split_table() -> None:
         for i, line in enumerate(lines)
         if line.split() == ["REVISION", "TAG", "LATEST", "PERCENT"]
     )
-    assert lines[header + 1].split() == ["click-model-predictor-00002", "latest", "yes", "20%"]
+    assert lines[header + 1].split() == ["click-model-predictor-00002", "-", "yes", "20%"]
     assert lines[header + 2].split() == ["click-model-predictor-00001", "prev", "no", "80%"]
     assert "latestRolledout=click-model-predictor-00001" in text
 
 
+Goal = rollout.Goal
+
+
 @pytest.mark.parametrize(
-    "status, expected, previous, done, reason",
+    "status, goal, done, reason",
     [
-        (CANARY_20, 20, None, True, "rolled out"),
-        (CANARY_20, 100, None, False, "has 20% of traffic, waiting for 100%"),
-        (
-            STABLE_V1,
-            20,
-            "click-model-predictor-00001",
-            False,
-            "waiting for a new predictor revision",
-        ),
-        (CANARY_PENDING, 20, "click-model-predictor-00001", False, "not ready"),
-        (PROMOTED_V2, 100, None, True, "rolled out"),
-        (CANARY_0, 0, None, True, "rolled out"),
+        (CANARY_20, Goal("canary", 20), True, "rolled out"),
+        (CANARY_20, Goal("promote", 100), False, "has 20% of traffic, waiting for 100%"),
+        (STABLE_V1, Goal("canary", 20, P1), False, "waiting for a new predictor revision"),
+        (CANARY_PENDING, Goal("canary", 20, P1), False, "not ready"),
+        (PROMOTED_V2, Goal("promote", 100), True, "rolled out"),
+        (CANARY_0, Goal("canary", 0), True, "rolled out"),
+        # the status KServe writes before it has seen the patch never counts
+        (STABLE_V1, Goal("rollback", 0), False, "the latest revision still has 100%"),
+        (PROMOTED_V2, Goal("rollback", 0), False, "the latest revision still has 100%"),
+        (CANARY_20, Goal("rollback", 0), False, "the latest revision still has 20%"),
+        (CANARY_0, Goal("rollback", 0), True, "rolled back"),
+        # rolling back a broken canary: done once the old revision has everything again
+        (CANARY_FAILED, Goal("rollback", 0), False, "the latest revision still has 20%"),
+        (CANARY_FAILED_ROLLED_BACK, Goal("rollback", 0), True, "rolled back"),
+        # rollback after a promotion: not done until "prev" really points at 00001
+        (UNPROMOTING_STEP1, Goal("rollback", 0), False, f"100% on the rolled-out revision {P1}"),
+        (UNPROMOTED, Goal("rollback", 0), True, "rolled back"),
+        # promoting a broken canary never completes (the timeout reports it)
+        (CANARY_FAILED, Goal("promote", 100), False, f"revision {P2} not ready"),
     ],
 )
 def test_rollout_progress(
-    status: dict[str, Any], expected: int, previous: str | None, done: bool, reason: str
+    status: dict[str, Any], goal: rollout.Goal, done: bool, reason: str
 ) -> None:
-    got_done, got_reason = rollout.rollout_progress(
-        rollout.summarize(make_isvc(status)), expected, previous
-    )
-    assert got_done is done
+    got_done, got_reason = rollout.rollout_progress(rollout.summarize(make_isvc(status)), goal)
+    assert got_done is done, got_reason
     assert reason in got_reason
+
+
+def test_canary_after_a_promotion_waits_for_the_split_against_the_previous_model() -> None:
+    step1 = predictor_status(
+        created=P2, ready=P2, rolled_out=P1, previous=P1,
+        traffic=[(P2, 30, True, ""), (P2, 70, False, "prev")],
+    )  # fmt: skip
+    step2 = predictor_status(
+        created=P2, ready=P2, rolled_out=P1, previous=P1,
+        traffic=[(P2, 30, True, ""), (P1, 70, False, "prev")],
+    )  # fmt: skip
+    goal = Goal("canary", 30)
+    first = rollout.rollout_progress(rollout.summarize(make_isvc(isvc_status(step1))), goal)
+    assert first == (False, f"waiting for 70% on the rolled-out revision {P1} ({P2} 100%)")
+    assert rollout.rollout_progress(rollout.summarize(make_isvc(isvc_status(step2))), goal) == (
+        True,
+        "rolled out",
+    )
+
+
+def test_canary_without_a_previous_revision_is_done_at_once() -> None:
+    never_canaried = predictor_status(
+        created=P1, ready=P1, rolled_out=P1,
+        traffic=[(P1, 30, True, ""), (P1, 70, False, "prev")],
+    )  # fmt: skip
+    st = rollout.summarize(make_isvc(isvc_status(never_canaried)))
+    assert rollout.rollout_progress(st, Goal("canary", 30)) == (True, "rolled out")
 
 
 def test_rollout_progress_requires_ready_isvc() -> None:
     not_ready = copy.deepcopy(CANARY_20)
     not_ready["conditions"] = [{"type": "Ready", "status": "False", "message": "ingress not ready"}]
-    done, reason = rollout.rollout_progress(rollout.summarize(make_isvc(not_ready)), 20)
+    done, reason = rollout.rollout_progress(
+        rollout.summarize(make_isvc(not_ready)), Goal("canary", 20)
+    )
     assert not done and "Ready=False ingress not ready" in reason
+
+
+def test_rollback_needs_the_predictor_route_ready() -> None:
+    route_pending = copy.deepcopy(CANARY_0)
+    route_pending["conditions"][1]["status"] = "Unknown"
+    done, reason = rollout.rollout_progress(
+        rollout.summarize(make_isvc(route_pending)), Goal("rollback", 0)
+    )
+    assert not done and "route is not ready" in reason
 
 
 # --------------------------------------------------------------------------- CLI
@@ -405,7 +524,7 @@ def test_cli_canary_sends_merge_patch_and_waits_for_the_split() -> None:
     assert clock.sleeps == [5.0, 5.0]
     assert "waiting for a new predictor revision" in err
     assert "not ready" in err
-    assert "click-model-predictor-00002  latest  yes     20%" in out
+    assert row(out, P2) == [P2, "-", "yes", "20%"]
     assert api.isvc is not None
     assert api.isvc["spec"]["predictor"]["model"]["storageUri"] == V2_URI
 
@@ -432,15 +551,71 @@ def test_cli_rollback_sets_zero_percent() -> None:
     (patch,) = api.patches()
     assert patch[6] == {"spec": {"predictor": {"canaryTrafficPercent": 0}}}
     assert "warning" not in err
-    assert "click-model-predictor-00001  prev    no      100%" in out
+    assert row(out, P1) == [P1, "prev", "no", "100%"]
 
 
-def test_cli_rollback_after_promotion_warns_that_it_is_a_noop() -> None:
-    api = FakeCustomObjectsApi(make_isvc(PROMOTED_V2, uri=V2_URI), after_patch=[PROMOTED_V2])
+def test_cli_rollback_after_promotion_pins_the_previous_model_and_waits_for_it() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(PROMOTED_V2, uri=V2_URI),
+        after_patch=[PROMOTED_V2, UNPROMOTING_STEP1, UNPROMOTED],
+    )
+    code, out, err = run(["rollback"], api)
+    assert code == 0, err
+    assert f"note: the latest predictor revision {P2} is fully rolled out" in err
+    assert f"pins 100% to the previous rolled-out revision {P1}" in err
+    # stale status, then step 1 (prev still on 00002), then done
+    assert [c[0] for c in api.calls] == ["get", "patch", "get", "get", "get"]
+    assert row(out, P1) == [P1, "prev", "no", "100%"]
+
+
+def test_cli_rollback_of_a_never_canaried_service_warns_it_changes_nothing() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
     code, _out, err = run(["rollback", "--no-wait"], api)
     assert code == 0
-    assert "warning: the latest predictor revision click-model-predictor-00002 is already" in err
-    assert "promote --model-uri" in err
+    assert "warning: " in err and "nothing to roll back to" in err
+
+
+def test_cli_rollback_of_a_failed_canary_succeeds_though_the_canary_never_got_ready() -> None:
+    api = FakeCustomObjectsApi(
+        make_isvc(CANARY_FAILED, canary=20, uri=V2_URI),
+        after_patch=[CANARY_FAILED, CANARY_FAILED_ROLLED_BACK],
+    )
+    code, out, err = run(["rollback"], api)
+    assert code == 0, err
+    p1_rows = [line.split() for line in out.splitlines() if line.split()[:1] == [P1]]
+    assert p1_rows == [[P1, "-", "yes", "0%"], [P1, "prev", "no", "100%"]]
+
+
+def test_cli_canary_after_promotion_notes_the_split_against_the_previous_model() -> None:
+    api = FakeCustomObjectsApi(make_isvc(PROMOTED_V2, uri=V2_URI))
+    code, _out, err = run(["canary", "--percent", "30", "--no-wait"], api)
+    assert code == 0
+    assert f"note: the latest predictor revision {P2} is fully rolled out" in err
+    assert f"splits 30% to it and the rest to the previous rolled-out revision {P1}" in err
+
+
+def test_cli_wait_survives_a_dropped_connection() -> None:
+    class Flaky(FakeCustomObjectsApi):
+        fail_next = 0
+
+        def get_namespaced_custom_object(self, *a: Any) -> dict[str, Any]:
+            if self.patched and self.fail_next:
+                self.fail_next -= 1
+                raise ConnectionResetError("connection reset by peer")
+            return super().get_namespaced_custom_object(*a)
+
+    api = Flaky(make_isvc(CANARY_20, canary=20, uri=V2_URI), after_patch=[CANARY_0])
+    api.fail_next = 2
+    code, _out, err = run(["rollback"], api)
+    assert code == 0, err
+    assert "cannot reach the Kubernetes API server (ConnectionResetError" in err
+
+
+def test_cli_unreachable_api_server_is_an_error_not_a_traceback() -> None:
+    api = FakeCustomObjectsApi(make_isvc(STABLE_V1), get_error=OSError("connection refused"))
+    code, _out, err = run(["status"], api)
+    assert code == 1
+    assert "cannot reach the Kubernetes API server (OSError: connection refused)" in err
 
 
 def test_cli_canary_without_model_on_a_rolled_out_revision_warns() -> None:
@@ -555,11 +730,12 @@ def test_cli_usage_errors_exit_2_without_api_calls(
     assert "usage:" in capsys.readouterr().err
 
 
-def test_cli_bad_model_uri_exits_1_without_api_calls() -> None:
+def test_cli_bad_model_uri_exits_2_without_api_calls(capsys: pytest.CaptureFixture[str]) -> None:
     api = FakeCustomObjectsApi(make_isvc(STABLE_V1))
-    code, _out, err = run(["canary", "--percent", "20", "--model-uri", "models/xgboost"], api)
-    assert code == 1
-    assert "scheme://path" in err
+    with pytest.raises(SystemExit) as exc:
+        run(["canary", "--percent", "20", "--model-uri", "models/xgboost"], api)
+    assert exc.value.code == 2
+    assert "scheme://path" in capsys.readouterr().err
     assert api.calls == []
 
 
@@ -567,7 +743,7 @@ def test_cli_status_prints_table_and_json() -> None:
     api = FakeCustomObjectsApi(make_isvc(CANARY_20, canary=20, uri=V2_URI))
     code, out, _err = run(["status"], api)
     assert code == 0
-    assert "click-model-predictor-00001  prev    no      80%" in out
+    assert row(out, P1) == [P1, "prev", "no", "80%"]
     assert api.patches() == []
     code, out, _err = run(["status", "--json"], api)
     assert code == 0
@@ -575,7 +751,7 @@ def test_cli_status_prints_table_and_json() -> None:
     assert data["canaryTrafficPercent"] == 20
     assert data["components"]["predictor"]["traffic"][0] == {
         "revisionName": "click-model-predictor-00002",
-        "tag": "latest",
+        "tag": "",
         "latestRevision": True,
         "percent": 20,
     }
