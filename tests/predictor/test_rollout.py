@@ -85,115 +85,47 @@ def isvc_status(
     }
 
 
-STABLE_V1 = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00001",
-        ready="click-model-predictor-00001",
-        rolled_out="click-model-predictor-00001",
-        traffic=[("click-model-predictor-00001", 100, True, "")],
+def state(
+    created: str,
+    latest_ready: str,
+    rolled_out: str,
+    traffic: list[tuple[str, int, bool, str]],
+    previous: str = "",
+    **conditions: Any,
+) -> dict[str, Any]:
+    """An InferenceService status: predictor revisions, its traffic (revision, percent,
+    latestRevision, tag) and the Ready / PredictorRouteReady conditions."""
+    pred = predictor_status(
+        created=created,
+        ready=latest_ready,
+        rolled_out=rolled_out,
+        previous=previous,
+        traffic=traffic,
     )
-)
-CANARY_20 = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00002",
-        rolled_out="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00002", 20, True, ""),
-            ("click-model-predictor-00001", 80, False, "prev"),
-        ],
-    )
-)
-CANARY_0 = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00002",
-        rolled_out="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00002", 0, True, ""),
-            ("click-model-predictor-00001", 100, False, "prev"),
-        ],
-    )
-)
-PROMOTED_V2 = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00002",
-        rolled_out="click-model-predictor-00002",
-        previous="click-model-predictor-00001",
-        traffic=[("click-model-predictor-00002", 100, True, "")],
-    )
-)
+    return isvc_status(pred, **conditions)
+
+
+STABLE_V1 = state(P1, P1, P1, [(P1, 100, True, "")])
+CANARY_20 = state(P2, P2, P1, [(P2, 20, True, ""), (P1, 80, False, "prev")])
+CANARY_0 = state(P2, P2, P1, [(P2, 0, True, ""), (P1, 100, False, "prev")])
+PROMOTED_V2 = state(P2, P2, P2, [(P2, 100, True, "")], previous=P1)
 # The canary revision exists but is not ready yet (still loading the model): Knative resolves
 # the "latest" target to the latest *ready* revision, so both targets name 00001.
-CANARY_PENDING = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00001",
-        rolled_out="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00001", 20, True, ""),
-            ("click-model-predictor-00001", 80, False, "prev"),
-        ],
-    ),
-    ready="Unknown",
-)
-# A canary that failed (bad model): never ready, the ISVC not Ready, the route still fine.
-CANARY_FAILED = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00001",
-        rolled_out="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00001", 20, True, ""),
-            ("click-model-predictor-00001", 80, False, "prev"),
-        ],
-    ),
-    ready="False",
-    route_ready="True",
+CANARY_PENDING = state(P2, P1, P1, [(P1, 20, True, ""), (P1, 80, False, "prev")], ready="Unknown")
+# A canary that failed (bad model): never ready, the ISVC not Ready, the route still fine...
+CANARY_FAILED = state(
+    P2, P1, P1, [(P1, 20, True, ""), (P1, 80, False, "prev")], ready="False", route_ready="True"
 )
 # ...and after `rollback` on it.
-CANARY_FAILED_ROLLED_BACK = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00001",
-        rolled_out="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00001", 0, True, ""),
-            ("click-model-predictor-00001", 100, False, "prev"),
-        ],
-    ),
-    ready="False",
-    route_ready="True",
+CANARY_FAILED_ROLLED_BACK = state(
+    P2, P1, P1, [(P1, 0, True, ""), (P1, 100, False, "prev")], ready="False", route_ready="True"
 )
 # `rollback` after a promotion, as KServe 0.17 does it. Reconcile 1 builds
 # [latest 0, prev=latestRolledout(00002) 100]; PropagateStatus sees the split over one revision
 # and moves latestRolledout back to previousRolledout (00001) in the same status write...
-UNPROMOTING_STEP1 = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00002",
-        rolled_out="click-model-predictor-00001",
-        previous="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00002", 0, True, ""),
-            ("click-model-predictor-00002", 100, False, "prev"),
-        ],
-    )
-)
+UNPROMOTING_STEP1 = state(P2, P2, P1, [(P2, 0, True, ""), (P2, 100, False, "prev")], previous=P1)
 # ...and reconcile 2 routes "prev" to 00001.
-UNPROMOTED = isvc_status(
-    predictor_status(
-        created="click-model-predictor-00002",
-        ready="click-model-predictor-00002",
-        rolled_out="click-model-predictor-00001",
-        previous="click-model-predictor-00001",
-        traffic=[
-            ("click-model-predictor-00002", 0, True, ""),
-            ("click-model-predictor-00001", 100, False, "prev"),
-        ],
-    )
-)
+UNPROMOTED = state(P2, P2, P1, [(P2, 0, True, ""), (P1, 100, False, "prev")], previous=P1)
 
 
 def make_isvc(
