@@ -673,7 +673,15 @@ def check_feast(objs: list[Obj], *, redis_bundled: bool = True) -> list[str]:
                 )
             elif int(port) not in {p["port"] for p in svc["spec"]["ports"]}:
                 problems.append(f"ConfigMap/{name}: registry port {port} not on Service/{host}")
-        elif reg.get("registry_type") != "file":
+        elif reg.get("registry_type") == "file":
+            problems.append(
+                f"ConfigMap/{name}: a file registry behind the registry server drops a feast "
+                "apply's objects when a client reads during the apply; use registry_type: sql "
+                "(tests/integration/test_registry_server.py)"
+            )
+        elif reg.get("registry_type") != "sql" or not str(reg.get("path", "")).startswith(
+            "sqlite:////var/lib/feast/registry/"
+        ):
             problems.append(f"ConfigMap/{name}: unexpected registry {reg}")
         online = cfg.get("online_store") or {}
         if reg.get("registry_type") == "remote" and online != {
