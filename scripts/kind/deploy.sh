@@ -219,6 +219,12 @@ deploy_kustomize() {
   [[ -f "${dir}/kustomization.yaml" ]] || die "overlay ${dir} has no kustomization.yaml"
   log "kubectl apply -k ${dir}"
   k apply -k "${dir}"
+  # Helm waits for its bootstrap hook; kubectl does not. Until the Job has applied and
+  # materialized, the service answers with default scores.
+  if k get job feast-bootstrap -n "${ISVC_NAMESPACE}" >/dev/null 2>&1; then
+    log "waiting for job/feast-bootstrap (feast apply + first materialization)"
+    k wait --for=condition=complete job/feast-bootstrap -n "${ISVC_NAMESPACE}" --timeout=600s
+  fi
 }
 
 wait_for_isvc() {
