@@ -223,8 +223,39 @@ deploy_kustomize() {
   # materialized, the service answers with default scores.
   if k get job feast-bootstrap -n "${ISVC_NAMESPACE}" >/dev/null 2>&1; then
     log "waiting for job/feast-bootstrap (feast apply + first materialization)"
-    k wait --for=condition=complete job/feast-bootstrap -n "${ISVC_NAMESPACE}" --timeout=600s
+    local deadline=$((SECONDS + 600)) state
+    while true; do
+      state="$(k get job feast-bootstrap -n "${ISVC_NAMESPACE}" \
+        -o jsonpath='{.status.succeeded}/{.status.failed}' 2>/dev/null || true)"
+      [[ "${state%%/*}" == 1 ]] && break
+      [[ -z "$(k get job feast-bootstrap -n "${ISVC_NAMESPACE}" \
+        -o jsonpath='{.status.conditions[?(@.type=="Failed")].status}' 2>/dev/null)" ]] ||
+        die "job/feast-bootstrap failed (${state}); see its logs in the state dump"
+      ((SECONDS < deadline)) || die "job/feast-bootstrap not complete after 600s (${state})"
+      sleep 5
+    done
   fi
+}
+
+# startup_failure: why the InferenceService's newest revisions cannot start, if that will not
+# change by waiting; empty otherwise. Only each component's latestCreatedRevision counts
+# (Knative keeps older, failed revisions around), and container exits do not (they can be
+# transient on a first install). Image pull errors are read from the pods: Knative copies them
+# onto the revision only at its progress deadline.
+startup_failure() {
+  local revisions rev pulls
+  revisions="$(k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}" \
+    -o jsonpath='{.status.components.predictor.latestCreatedRevision} {.status.components.transformer.latestCreatedRevision}' \
+    2>/dev/null || true)"
+  for rev in ${revisions}; do
+    k get revision "${rev}" -n "${ISVC_NAMESPACE}" \
+      -o jsonpath='{.metadata.name}{": "}{range .status.conditions[?(@.status=="False")]}{.reason}: {.message}{"; "}{end}' \
+      2>/dev/null | grep -E 'ContainerMissing|ProgressDeadline' || true
+    pulls="$(k get pods -n "${ISVC_NAMESPACE}" -l "serving.knative.dev/revision=${rev}" \
+      -o jsonpath='{range .items[*]}{range .status.containerStatuses[*]}{.image}{" "}{.state.waiting.reason}{"\n"}{end}{end}' \
+      2>/dev/null | grep -E 'ErrImagePull|ImagePullBackOff|InvalidImageName|ErrImageNeverPull' || true)"
+    [[ -z "${pulls}" ]] || echo "${rev}: image pull: ${pulls}"
+  done
 }
 
 wait_for_isvc() {
@@ -239,18 +270,13 @@ wait_for_isvc() {
       -n "${ISVC_NAMESPACE}" --timeout=300s
   fi
   log "waiting up to ${ISVC_TIMEOUT} for InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} to be Ready"
-  local timeout_s="${ISVC_TIMEOUT%s}" limit failed
+  local timeout_s="${ISVC_TIMEOUT%s}" limit failed=""
   [[ "${timeout_s}" =~ ^[0-9]+$ ]] || die "ISVC_TIMEOUT must be in seconds (e.g. 900s), not ${ISVC_TIMEOUT}"
   limit=$((SECONDS + timeout_s))
   until k wait --for=condition=Ready "inferenceservice/${ISVC_NAME}" -n "${ISVC_NAMESPACE}" \
     --timeout=15s >/dev/null 2>&1; do
-    # A revision that cannot start will not recover by waiting (image not resolvable or not
-    # loaded, Knative's progress deadline passed): fail now with Knative's reason, not at the
-    # timeout. Container exits are not on the list: they can be transient on a first install.
-    failed="$(k get revisions -n "${ISVC_NAMESPACE}" -l "serving.kserve.io/inferenceservice=${ISVC_NAME}" \
-      -o jsonpath='{range .items[*]}{.metadata.name}{"|"}{range .status.conditions[?(@.status=="False")]}{.reason}: {.message}{"; "}{end}{"\n"}{end}' \
-      2>/dev/null | grep -E 'ContainerMissing|ImagePull|ErrImage|ProgressDeadline' || true)"
-    [[ -z "${failed}" ]] || die "a revision of ${ISVC_NAME} failed: ${failed}"
+    failed="$(startup_failure)"
+    [[ -z "${failed}" ]] || die "InferenceService ${ISVC_NAME} cannot start: ${failed}"
     ((SECONDS < limit)) || die "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} not Ready after ${ISVC_TIMEOUT}"
   done
   log "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} is Ready"

@@ -67,12 +67,13 @@ load_image() {
   platform="$(docker version --format '{{.Server.Os}}/{{.Server.Arch}}')"
   log "kind load docker-image failed; retrying with a ${platform} archive (kind#3795)"
   archive="$(mktemp "${TMPDIR:-/tmp}/kind-load.XXXXXX")"
-  docker image save --platform "${platform}" -o "${archive}" "${image}"
-  kind load image-archive "${archive}" --name "${KIND_CLUSTER_NAME}" || {
+  if docker image save --platform "${platform}" -o "${archive}" "${image}" &&
+    kind load image-archive "${archive}" --name "${KIND_CLUSTER_NAME}"; then
     rm -f "${archive}"
-    return 1
-  }
+    return 0
+  fi
   rm -f "${archive}"
+  return 1
 }
 
 for name in predictor transformer; do

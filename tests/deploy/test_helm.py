@@ -378,6 +378,10 @@ BAD_VALUES = [
     (["--set", "feast.featureServer.replicas=0"], "/featureServer/replicas"),
     (["--set", "feast.materialize.schedule=hourly"], "/materialize/schedule"),
     (["--set", "feast.registryServer.port=70000"], "/registryServer/port"),
+    (
+        ["--set", "inferenceService.transformer.predictorWaitSeconds=400"],
+        "/transformer/predictorWaitSeconds",
+    ),
     (["--set", "global.imageTag=latest"], "imageTag"),
     # Rules the schema cannot express are enforced by the template.
     (["--set", "inferenceService.predictor.minReplicas=5"], "maxReplicas (4) must be >="),

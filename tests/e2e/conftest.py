@@ -12,8 +12,8 @@ it): the suite wakes the transformer over REST, then ``kubectl port-forward``s a
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import shutil
 import subprocess
 import threading
@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 import httpx
 import pytest
@@ -152,18 +153,30 @@ def kubectl_port_forward(
         text=True,
     )
     assert proc.stdout is not None
-    # kubectl logs every connection: once forwarding, keep reading so its pipe never fills.
-    drain = threading.Thread(target=proc.stdout.read, daemon=True)
+    # One thread reads kubectl's output for as long as it runs (it logs every connection, so
+    # its pipe must never fill up); the lines reach us through a queue.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read(out: IO[str]) -> None:
+        for line in out:
+            lines.put(line)
+        lines.put(None)  # kubectl exited
+
+    reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)
+    reader.start()
     try:
         seen: list[str] = []
-        while not (m := FORWARDING.search(seen[-1] if seen else "")):
-            assert time.monotonic() < deadline, f"kubectl port-forward said: {''.join(seen)}"
-            readable, _, _ = select.select([proc.stdout], [], [], 1.0)
-            if readable:
-                line = proc.stdout.readline()
-                assert line, f"kubectl port-forward exited: {''.join(seen)}"
-                seen.append(line)
-        drain.start()
+        while True:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"kubectl port-forward said: {''.join(seen)}"
+            try:
+                line = lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            assert line is not None, f"kubectl port-forward exited: {''.join(seen)}"
+            seen.append(line)
+            if m := FORWARDING.search(line):
+                break
         yield f"127.0.0.1:{m.group(1)}"
     finally:
         proc.terminate()
@@ -172,6 +185,5 @@ def kubectl_port_forward(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if drain.is_alive():
-            drain.join(timeout=5)
+        reader.join(timeout=5)
         proc.stdout.close()

@@ -38,7 +38,8 @@ FAKE_KUBECTL = textwrap.dedent(
             sys.exit(1)
         target = int(os.environ["FAKE_TARGET_PORT"])
         srv = socket.create_server(("127.0.0.1", 0))
-        print(f"Forwarding from 127.0.0.1:{{srv.getsockname()[1]}} -> 8081", flush=True)
+        preamble = os.environ.get("FAKE_PREAMBLE", "")  # written together with the next line
+        print(f"{{preamble}}Forwarding from 127.0.0.1:{{srv.getsockname()[1]}} -> 8081", flush=True)
         conn, _ = srv.accept()
         print("Handling connection for", srv.getsockname()[1], flush=True)
         up = socket.create_connection(("127.0.0.1", target))
@@ -88,6 +89,19 @@ def test_forwards_a_local_port_to_the_first_ready_pod(
     calls = fake_kubectl.read_text().splitlines()
     assert calls[0].startswith("--context kind-x get pods -n ns -l app=t -o jsonpath=")
     assert calls[1] == "--context kind-x port-forward -n ns pod/tr-ready :8081 --address 127.0.0.1"
+
+
+def test_the_forwarding_line_is_found_when_it_arrives_with_others(
+    fake_kubectl: Path, echo_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_PODS", "tr True\n")
+    monkeypatch.setenv("FAKE_TARGET_PORT", str(echo_port))
+    monkeypatch.setenv("FAKE_PREAMBLE", "W1129 deprecated flag\nI1129 starting\n")
+    with kubectl_port_forward("ns", "app=t", 8081, None, timeout_s=10) as target:
+        host, port = target.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"ping")
+            assert s.recv(1024) == b"echo:ping"
 
 
 def test_no_ready_pod_fails_naming_the_selector(
