@@ -94,7 +94,9 @@ def isvc_client(cluster: Cluster, custom_api: Any) -> rollout.IsvcClient:
 @pytest.fixture(scope="module")
 def http(cluster: Cluster) -> Iterator[httpx.Client]:
     headers = {"Host": cluster.host_header} if cluster.host_header else {}
-    with httpx.Client(base_url=cluster.base_url, headers=headers, timeout=60.0) as c:
+    # 300 s: any request may meet a revision that scaled to zero while a rollout command
+    # waited (two cold starts through the activator, transformer and predictor).
+    with httpx.Client(base_url=cluster.base_url, headers=headers, timeout=300.0) as c:
         yield c
 
 
@@ -132,9 +134,8 @@ def model_versions(http: httpx.Client, model: str, n: int) -> list[str]:
 
 
 def warm_up(http: httpx.Client, model: str) -> None:
-    """One uncounted request that may wait for cold starts: while the CLI waited for a new
-    revision, the transformer and the revision now taking traffic may have scaled to zero,
-    and the counted requests below use the client's 60 s timeout."""
+    """One uncounted request that absorbs the cold starts: while the CLI waited for a new
+    revision, the transformer and the revision now taking traffic may have scaled to zero."""
     outputs(http.post(f"/v2/models/{model}/infer", json=infer_body(), timeout=300.0))
 
 
