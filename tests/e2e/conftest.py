@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ import httpx
 import pytest
 
 from tests.conftest import serving
+from tests.deploy.validation import tool
 
 TRANSFORMER_GRPC_PORT = 8081
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) ->")
@@ -102,10 +102,8 @@ def grpc_target(target: Target) -> Iterator[str]:
 
 
 def kubectl(context: str | None, *args: str) -> list[str]:
-    exe = shutil.which("kubectl")
-    if exe is None:
-        pytest.fail("kubectl is not on PATH (needed for E2E_GRPC_PORT_FORWARD=1)")
-    return [exe, *(["--context", context] if context else []), *args]
+    """A kubectl command line: the pinned kubectl in .tools/bin first, then PATH."""
+    return [tool("kubectl"), *(["--context", context] if context else []), *args]
 
 
 def ready_pods(namespace: str, selector: str, context: str | None) -> list[str]:

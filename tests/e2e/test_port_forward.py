@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import socket
 import stat
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.validation import tool
+from tests.e2e import conftest as e2e_conftest
 from tests.e2e.conftest import kubectl_port_forward, ready_pods
 
 pytestmark = pytest.mark.unit
@@ -56,7 +55,7 @@ def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     exe.parent.mkdir()
     exe.write_text(FAKE_KUBECTL.format(python=sys.executable))
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(e2e_conftest, "tool", lambda name: str(exe))
     log = tmp_path / "kubectl.log"
     monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
     return log
@@ -216,8 +215,6 @@ def fake_apiserver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("HOME", str(tmp_path))  # no discovery cache from elsewhere
-    kubectl = Path(tool("kubectl"))
-    monkeypatch.setenv("PATH", f"{kubectl.parent}{os.pathsep}{os.environ['PATH']}")
     try:
         yield queries
     finally:
