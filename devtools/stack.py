@@ -219,6 +219,20 @@ class Redis:
         return f"127.0.0.1:{self.port}"
 
 
+def wait_listening(port: int, proc: subprocess.Popen, name: str, timeout_s: float) -> None:
+    """Return once something accepts TCP on loopback ``port``; RuntimeError if ``proc`` exits
+    or ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{name} did not start on {port}") from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def redis_server(port: int | None = None) -> Iterator[Redis]:
     """A throwaway redis-server on loopback (no persistence)."""
@@ -245,15 +259,7 @@ def redis_server(port: int | None = None) -> Iterator[Redis]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on {port}") from None
-                time.sleep(0.05)
+        wait_listening(port, proc, "redis-server", timeout_s=10)
         yield Redis(port, proc, tmp)
     finally:
         proc.terminate()

@@ -11,7 +11,6 @@ chart renders the same; tests/deploy checks that they agree)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -49,26 +48,15 @@ def with_path_under(config: dict[str, Any], tmp: Path) -> dict[str, Any]:
     return {**config, "registry": registry}
 
 
-def wait_port(port: int, proc: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "feast serve_registry exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"registry server not listening on {port} after {timeout_s}s")
-
-
 @pytest.fixture
 def registry_server(sqlite_features, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """(repo, client feature_store.yaml) of a fresh registry server with the manifest's config."""
+    config = manifest_registry_config()
     server_yaml = tmp_path / "registry.yaml"
-    server_yaml.write_text(yaml.safe_dump(with_path_under(manifest_registry_config(), tmp_path)))
+    server_yaml.write_text(yaml.safe_dump(with_path_under(config, tmp_path)))
     port = stack.free_port()
     client = {
-        "project": manifest_registry_config()["project"],
+        "project": config["project"],
         "provider": "local",
         "registry": {"registry_type": "remote", "path": f"127.0.0.1:{port}"},
         "online_store": {"type": "sqlite", "path": str(tmp_path / "online.db")},
@@ -88,7 +76,7 @@ def registry_server(sqlite_features, tmp_path: Path) -> Iterator[tuple[Path, Pat
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_port(port, proc)
+        stack.wait_listening(port, proc, "feast serve_registry", timeout_s=60)
         yield repo, client_yaml
     finally:
         proc.terminate()
