@@ -172,7 +172,6 @@ class IsvcStatus:
     name: str
     namespace: str
     url: str
-    ready: str  # "True" / "False" / "Unknown"
     ready_message: str
     storage_uri: str
     canary_percent: int | None
@@ -182,6 +181,11 @@ class IsvcStatus:
 
     def component(self, name: str) -> ComponentStatus | None:
         return next((c for c in self.components if c.name == name), None)
+
+    @property
+    def ready(self) -> str:
+        """The InferenceService's Ready condition: "True" / "False" / "Unknown"."""
+        return self.conditions.get("Ready", "Unknown")
 
     @property
     def predictor_route_ready(self) -> bool:
@@ -234,7 +238,6 @@ def summarize(isvc: Mapping[str, Any]) -> IsvcStatus:
         name=str(meta.get("name") or ""),
         namespace=str(meta.get("namespace") or ""),
         url=str(status.get("url") or ""),
-        ready=str(ready.get("status") or "Unknown"),
         ready_message=str(ready.get("message") or ready.get("reason") or ""),
         storage_uri=str((spec_predictor.get("model") or {}).get("storageUri") or ""),
         canary_percent=None if canary is None else _as_int(canary),
