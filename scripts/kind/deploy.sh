@@ -223,15 +223,15 @@ deploy_kustomize() {
   # materialized, the service answers with default scores.
   if k get job feast-bootstrap -n "${ISVC_NAMESPACE}" >/dev/null 2>&1; then
     log "waiting for job/feast-bootstrap (feast apply + first materialization)"
-    local deadline=$((SECONDS + 600)) state
+    local deadline=$((SECONDS + 600)) succeeded failed job_failed
     while true; do
-      state="$(k get job feast-bootstrap -n "${ISVC_NAMESPACE}" \
-        -o jsonpath='{.status.succeeded}/{.status.failed}' 2>/dev/null || true)"
-      [[ "${state%%/*}" == 1 ]] && break
-      [[ -z "$(k get job feast-bootstrap -n "${ISVC_NAMESPACE}" \
-        -o jsonpath='{.status.conditions[?(@.type=="Failed")].status}' 2>/dev/null)" ]] ||
-        die "job/feast-bootstrap failed (${state}); see its logs in the state dump"
-      ((SECONDS < deadline)) || die "job/feast-bootstrap not complete after 600s (${state})"
+      IFS=/ read -r succeeded failed job_failed < <(k get job feast-bootstrap -n "${ISVC_NAMESPACE}" \
+        -o jsonpath='{.status.succeeded}/{.status.failed}/{.status.conditions[?(@.type=="Failed")].status}{"\n"}' \
+        2>/dev/null || echo "//")
+      [[ "${succeeded}" == 1 ]] && break
+      [[ -z "${job_failed}" ]] ||
+        die "job/feast-bootstrap failed (${failed:-0} failed pods); see its logs in the state dump"
+      ((SECONDS < deadline)) || die "job/feast-bootstrap not complete after 600s"
       sleep 5
     done
   fi
