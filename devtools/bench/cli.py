@@ -18,6 +18,7 @@ from devtools.bench.plot import plot
 from devtools.bench.report import render_doc, summary_text
 from devtools.bench.run import Bench, Config
 from devtools.bench.scenarios import DEFAULT_STEPS, MLSERVER_SCENARIOS, SCENARIOS
+from devtools.bench.targets import evaluate_targets
 
 log = logging.getLogger("bench")
 
@@ -59,14 +60,34 @@ def write_outputs(results: dict[str, Any], cfg: Config) -> list[Path]:
         p.write_text(text)
     complete = all(s in cfg.steps for s in DEFAULT_STEPS)
     if cfg.docs or complete:
-        plot(results, cfg.plot)
-        previous = cfg.doc.read_text() if cfg.doc.is_file() else None
-        cfg.doc.parent.mkdir(parents=True, exist_ok=True)
-        cfg.doc.write_text(render_doc(results, results["targets"], previous))
-        written += [cfg.plot, cfg.doc]
+        written += write_docs(results, cfg)
     else:
         log.info("a subset of the scenarios ran: docs and plot left as they are (--docs forces)")
     return written
+
+
+def write_docs(results: dict[str, Any], cfg: Config) -> list[Path]:
+    plot(results, cfg.plot)
+    previous = cfg.doc.read_text() if cfg.doc.is_file() else None
+    cfg.doc.parent.mkdir(parents=True, exist_ok=True)
+    cfg.doc.write_text(render_doc(results, results["targets"], previous))
+    return [cfg.plot, cfg.doc]
+
+
+def rerender(cfg: Config) -> int:
+    """``--render``: the doc and plot from a saved results file, its targets evaluated again
+    (the current definitions), nothing measured."""
+    assert cfg.render is not None
+    try:
+        results = json.loads(cfg.render.read_text())
+    except (OSError, ValueError) as e:
+        print(f"python -m devtools.bench: --render {cfg.render}: {e}", file=sys.stderr)
+        return 1
+    results["targets"] = evaluate_targets(results)
+    for p in write_docs(results, cfg):
+        log.info("wrote %s", p)
+    print(summary_text(results))
+    return 0
 
 
 def parse_args(argv: list[str] | None) -> Config:
@@ -120,6 +141,13 @@ def parse_args(argv: list[str] | None) -> Config:
         help="extra command-line argument for every transformer (repeatable); write "
         "flags with '=': --transformer-arg=--some_flag=value",
     )
+    p.add_argument(
+        "--render",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="measure nothing: write the doc and plot from a saved results file, with the "
+        "targets evaluated again (e.g. docs/results/serving-20261128.json)",
+    )
     a = p.parse_args(argv)
     env = {}
     for item in a.transformer_env:
@@ -154,6 +182,7 @@ def parse_args(argv: list[str] | None) -> Config:
         model_dir=a.model_dir.resolve(),
         transformer_env=env,
         transformer_extra=list(a.transformer_arg),
+        render=a.render,
     )
 
 
@@ -167,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if cfg.render is not None:
+        return rerender(cfg)
     try:
         check_tools()
         work = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -186,7 +217,3 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_text(results))
     print(f"\nelapsed {results['elapsed_s']:.0f} s (setup {results.get('setup_s', 0):.0f} s)")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

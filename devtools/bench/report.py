@@ -93,7 +93,12 @@ def render_doc(results: dict[str, Any], targets: list[dict[str, Any]], previous:
         f"Online serving on one machine, run {results.get('started_at', '?')} "
         f"({'quick run, ' if cfg.get('quick') else ''}{cfg.get('duration_s')} s per measured "
         f"run after a {cfg.get('warmup_s')} s warm-up). `make bench` reproduces it "
-        "(`make bench-quick`: 3 s runs); the raw numbers are in `bench/results/latest.json`.",
+        "(`make bench-quick`: 3 s runs); the raw numbers are in `bench/results/latest.json`. "
+        '`make bench BENCH_ARGS="--scenarios full,cache_hit --docs"` measures a subset (and '
+        "the floors its targets divide by); `--transformer-env KEY=VALUE` and "
+        "`--transformer-arg=--flag=value` (repeatable) measure a transformer setting; "
+        "`--render RESULTS_JSON` rewrites this page from saved results "
+        "(`python -m devtools.bench --help`).",
         "",
         "## Targets",
         "",

@@ -54,6 +54,7 @@ class Config:
     model_dir: Path
     transformer_env: dict[str, str] = field(default_factory=dict)  # --transformer-env K=V
     transformer_extra: list[str] = field(default_factory=list)  # --transformer-arg ARG
+    render: Path | None = None  # --render: re-render the doc from this results file
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from devtools.bench import cli as bench
+from devtools.bench.report import ANALYSIS_CLOSE, ANALYSIS_OPEN
 from devtools.bench.scenarios import DEFAULT_STEPS
 
 pytestmark = pytest.mark.unit
@@ -48,3 +50,21 @@ def test_cli_rejects_an_env_without_a_name(bad, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--transformer-env", bad])
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_render_rewrites_the_doc_from_saved_results_and_measures_nothing(
+    tmp_path: Path, doc_results, capsys
+):
+    res = doc_results()
+    res["targets"] = [{"key": "stale"}]  # re-evaluated with the current definitions
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(res))
+    doc, png = tmp_path / "benchmarks.md", tmp_path / "bench.png"
+    doc.write_text(f"old\n{ANALYSIS_OPEN}\nkept by hand\n{ANALYSIS_CLOSE}\n")
+    argv = ["--render", str(saved), "--doc", str(doc), "--plot", str(png)]
+    assert bench.main([*argv, "--out", str(tmp_path / "unused")]) == 0
+    text = doc.read_text()
+    assert "kept by hand" in text and "**met**" in text and "stale" not in text
+    assert png.stat().st_size > 0 and not (tmp_path / "unused").exists()
+    assert bench.main(["--render", str(tmp_path / "missing.json")]) == 1
+    assert "missing.json" in capsys.readouterr().err
