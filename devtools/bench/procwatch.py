@@ -4,7 +4,7 @@ window, and their peak RSS from ``/proc``, so every run says what it cost, not o
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,30 +43,24 @@ class ProcWatch:
         except self._psutil.NoSuchProcess:
             return []
 
-    def cpu(self) -> dict[str, float]:
+    def _per_tree(self, value: Callable[[Any], float]) -> dict[str, float]:
+        """``value`` of every process of each watched tree, summed (gone processes: 0)."""
         out = {}
         for w in self.procs:
             total = 0.0
             for p in self._tree(w):
                 try:
-                    t = p.cpu_times()
-                    total += t.user + t.system
+                    total += value(p)
                 except self._psutil.NoSuchProcess:
                     pass
             out[w.name] = total
         return out
 
+    def cpu(self) -> dict[str, float]:
+        return self._per_tree(lambda p: sum(p.cpu_times()[:2]))  # user + system
+
     def rss(self) -> dict[str, int]:
-        out = {}
-        for w in self.procs:
-            total = 0
-            for p in self._tree(w):
-                try:
-                    total += p.memory_info().rss
-                except self._psutil.NoSuchProcess:
-                    pass
-            out[w.name] = total
-        return out
+        return {k: int(v) for k, v in self._per_tree(lambda p: p.memory_info().rss).items()}
 
     def hwm(self) -> dict[str, dict[str, float]]:
         """Peak (VmHWM) and current RSS in MB, summed over each tree."""

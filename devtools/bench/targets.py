@@ -92,61 +92,39 @@ class RatioTarget:
         return f"{'≥' if self.higher_is_better else '≤'} {self.absolute:,g} {self.measure.unit}"
 
 
-EMPTY_C1 = "the empty model's {} at c=1"
-EMPTY_C32 = "the empty model's {} at c=32"
+def vs_empty(
+    key: str,
+    scenario: str,
+    title: str,
+    field: str,
+    c: int,
+    ratio: float,
+    higher_is_better: bool,
+    absolute: float,
+    reference: float,
+) -> RatioTarget:
+    """A target on one run of ``scenario`` against KServe's empty model (one HTTP
+    hop doing nothing) in the same field at the same concurrency."""
+    name = UNITS.get(field, field)
+    return RatioTarget(
+        key,
+        f"{title}, c={c}: {name}",
+        RunValue(f"{title} {name}", scenario, field, c),
+        RunValue(f"the empty model's {name} at c={c}", "empty", field, c),
+        ratio,
+        higher_is_better,
+        absolute,
+        reference,
+    )
+
+
+# ratio = absolute / reference (the floor on REFERENCE_RUN), two significant digits
 RATIO_TARGETS: tuple[RatioTarget, ...] = (
-    # latency at c=1: the same percentile of KServe's empty model, one HTTP hop doing nothing
-    RatioTarget(
-        "full_c1_p50",
-        "full path, c=1: p50",
-        RunValue("full path p50", "full", "p50", 1),
-        RunValue(EMPTY_C1.format("p50"), "empty", "p50", 1),
-        4.0,
-        False,
-        2,
-        0.506,
-    ),
-    RatioTarget(
-        "full_c1_p99",
-        "full path, c=1: p99",
-        RunValue("full path p99", "full", "p99", 1),
-        RunValue(EMPTY_C1.format("p99"), "empty", "p99", 1),
-        3.6,
-        False,
-        5,
-        1.396,
-    ),
-    # throughput and latency at c=32: the empty model at the same concurrency
-    RatioTarget(
-        "full_c32_rps",
-        "full path, c=32: req/s",
-        RunValue("full path req/s", "full", "rps", 32),
-        RunValue(EMPTY_C32.format("req/s"), "empty", "rps", 32),
-        0.48,
-        True,
-        1000,
-        2101.4,
-    ),
-    RatioTarget(
-        "full_c32_p99",
-        "full path, c=32: p99",
-        RunValue("full path p99", "full", "p99", 32),
-        RunValue(EMPTY_C32.format("p99"), "empty", "p99", 32),
-        2.1,
-        False,
-        50,
-        23.822,
-    ),
-    RatioTarget(
-        "cache_c32_rps",
-        "cache hit, c=32: req/s",
-        RunValue("cache hit req/s", "cache_hit", "rps", 32),
-        RunValue(EMPTY_C32.format("req/s"), "empty", "rps", 32),
-        0.95,
-        True,
-        2000,
-        2101.4,
-    ),
+    vs_empty("full_c1_p50", "full", "full path", "p50", 1, 4.0, False, 2, 0.506),
+    vs_empty("full_c1_p99", "full", "full path", "p99", 1, 3.6, False, 5, 1.396),
+    vs_empty("full_c32_rps", "full", "full path", "rps", 32, 0.48, True, 1000, 2101.4),
+    vs_empty("full_c32_p99", "full", "full path", "p99", 32, 2.1, False, 50, 23.822),
+    vs_empty("cache_c32_rps", "cache_hit", "cache hit", "rps", 32, 0.95, True, 2000, 2101.4),
     # batching amortizes the predictor hop: against the predictor alone, one user per request
     RatioTarget(
         "batch100_users",
