@@ -102,8 +102,8 @@ def render_doc(results: dict[str, Any], targets: list[dict[str, Any]], previous:
         "",
         "## Targets",
         "",
-        "Speed targets are ratios to floors measured in the same run (KServe's empty model, the "
-        "predictor alone, the empty model's cold start): on a shared VM both sides move "
+        "Speed targets are ratios to floors measured in the same run (KServe's empty model: "
+        "its latency, request rate and cold start): on a shared VM both sides move "
         'together, so a slow day does not turn a target into "not met". Memory stays '
         "absolute; the spike and MLServer targets compare within the run already.",
         "",

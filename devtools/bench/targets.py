@@ -125,16 +125,17 @@ RATIO_TARGETS: tuple[RatioTarget, ...] = (
     vs_empty("full_c32_rps", "full", "full path", "rps", 32, 0.48, True, 1000, 2101.4),
     vs_empty("full_c32_p99", "full", "full path", "p99", 32, 2.1, False, 50, 23.822),
     vs_empty("cache_c32_rps", "cache_hit", "cache hit", "rps", 32, 0.95, True, 2000, 2101.4),
-    # batching amortizes the predictor hop: against the predictor alone, one user per request
+    # batches: the user rate against the empty model's best request rate (the predictor alone
+    # is not a floor: it is our code, FastInfer doubled it, a denominator must not move so)
     RatioTarget(
         "batch100_users",
         "batches of 100: user-predictions/s (best concurrency)",
         RunValue("batch100 users/s", "batch100", "users_per_s"),
-        RunValue("the predictor alone's req/s (best concurrency)", "predictor", "rps"),
-        5.1,
+        RunValue("the empty model's req/s (best concurrency)", "empty", "rps"),
+        9.5,
         True,
         20000,
-        3893.3,
+        2101.4,
     ),
     # start-up: KServe's empty model imports the framework and nothing else
     *(

@@ -128,18 +128,18 @@ def test_without_its_floor_a_ratio_is_not_measured(run):
     assert t["met"] is None and "floor 2 failed requests" in t["measured"]
 
 
-def test_batches_against_the_best_predictor_run(run):
+def test_batches_against_the_best_empty_model_run(run):
     res = {
         "runs": [
             run("batch100", 1, rps=150, batch=100),
             run("batch100", 32, rps=400, batch=100, errors=1),  # failed: not the best
-            run("predictor", 1, rps=2000),
-            run("predictor", 8, rps=3000),
+            run("empty", 1, rps=1000),
+            run("empty", 8, rps=1600),
         ]
     }
     t = by_key(bench.evaluate_targets(res))["batch100_users"]
-    assert t["value"] == 15000 and t["floor"] == 3000 and t["met"] is False  # 5.0 < 5.1
-    res["runs"][0] = run("batch100", 1, rps=160, batch=100)  # 5.33 x
+    assert t["value"] == 15000 and t["floor"] == 1600 and t["met"] is False  # 9.4 < 9.5
+    res["runs"][0] = run("batch100", 1, rps=160, batch=100)  # 10 x
     assert by_key(bench.evaluate_targets(res))["batch100_users"]["met"] is True
 
 
@@ -152,9 +152,9 @@ def test_cold_start_against_the_empty_model():
 
 def test_floors_needed_by_the_selected_scenarios():
     assert bench.floors_needed(["full", "cache_hit", "floors"]) == ["empty"]
-    assert bench.floors_needed(["batch100"]) == ["predictor"]
+    assert bench.floors_needed(["batch100"]) == ["empty"]
     assert bench.floors_needed(["full", "empty"]) == []
-    assert bench.floors_needed(["cold_start", "features", "predictor"]) == []
+    assert bench.floors_needed(["cold_start", "features", "predictor", "collocated"]) == []
 
 
 # ---- the derivation: the reference run's floors and verdicts
