@@ -46,6 +46,9 @@ requests/s, user-predictions/s, p50/p90/p99/p99.9 latency, CPU (cores) of each s
 and of wrk, and their peak RSS; then the cold start of each server (spawn → first 200 on
 ``/v2/health/ready``, median of three fresh starts).
 
+Speed targets are ratios to KServe's empty model measured in the same run
+(devtools/bench/targets.py), so a subset run also runs ``empty`` when its targets need it.
+
 Writes ``bench/results/<timestamp>.json`` and ``bench/results/latest.json``; a complete run
 (or ``--docs``) also writes ``docs/img/bench.png`` and ``docs/benchmarks.md``, keeping the
 hand-written block between ``<!-- analysis -->`` and ``<!-- /analysis -->``.
