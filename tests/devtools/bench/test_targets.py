@@ -80,10 +80,9 @@ def test_empty_results_measure_nothing():
 
 
 def full_c32(run, full_rps, empty_rps, errors=0):
-    t = by_key(bench.evaluate_targets({"runs": [
-        run("full", 32, rps=full_rps, errors=errors), run("empty", 32, rps=empty_rps)
-    ]}))["full_c32_rps"]  # fmt: skip
-    return t
+    """The full path's c=32 throughput target against an empty model at ``empty_rps``."""
+    runs = [run("full", 32, rps=full_rps, errors=errors), run("empty", 32, rps=empty_rps)]
+    return by_key(bench.evaluate_targets({"runs": runs}))["full_c32_rps"]
 
 
 def test_throughput_ratio_met_and_not_met(run):
