@@ -1,5 +1,5 @@
 -- wrk script: POST v2 inference to the transformer for rotating user ids (1..USERS), BATCH
--- users per request. Used by devtools/bench.py (make bench); also works by hand:
+-- users per request. Used by devtools/bench/ (make bench); also works by hand:
 --
 --   USERS=10000 BATCH=1 CACHE=false wrk -t1 -c8 -d10s --latency -s bench/infer.lua \
 --     http://127.0.0.1:8080/v2/models/click-model/infer

@@ -1,5 +1,5 @@
 -- wrk script: POST the same JSON body on every request (the predictor alone, the empty
--- kserve.Model, MLServer). Used by devtools/bench.py; by hand:
+-- kserve.Model, MLServer). Used by devtools/bench/; by hand:
 --
 --   BODY_FILE=body.json wrk -t1 -c8 -d10s --latency -s bench/post.lua \
 --     http://127.0.0.1:8085/v2/models/click-model/infer

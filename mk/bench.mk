@@ -1,9 +1,12 @@
 # Online serving benchmark (issue #6), included by the Makefile. Not part of `make test`.
-# Docs: docs/benchmarks.md (generated). Script: devtools/bench.py; wrk scripts: bench/*.lua.
+# Docs: docs/benchmarks.md (generated). Code: the devtools/bench/ package (one module per
+# concern); wrk scripts: bench/*.lua.
 #
 # Expects from the main Makefile: VENV (.venv), PY ($(VENV)/bin/python), STAMP.
 # BENCH_ARGS passes extra flags, e.g. make bench BENCH_ARGS="--mlserver" or
-# BENCH_ARGS="--scenarios full,cache_hit --docs" (python -m devtools.bench --help).
+# BENCH_ARGS="--scenarios full,cache_hit --docs" or, to measure a transformer setting,
+# BENCH_ARGS="--transformer-env KEY=VALUE --transformer-arg=--flag=value"
+# (python -m devtools.bench --help).
 
 BENCH_ARGS ?=
 

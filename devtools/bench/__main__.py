@@ -1,0 +1,5 @@
+"""``python -m devtools.bench``: the entry point of ``make bench``."""
+
+from devtools.bench.cli import main
+
+raise SystemExit(main())
