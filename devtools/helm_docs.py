@@ -73,7 +73,7 @@ def _keys(text: str) -> list[_Key]:
         while stack and stack[-1][0] >= indent:
             stack.pop()
         key = m.group("key").strip('"')
-        path = tuple(k for _, k in stack) + (key,)
+        path = (*(k for _, k in stack), key)
         doc = None
         for i, c in enumerate(comment):
             if c.startswith("-- ") or c == "--":
