@@ -34,8 +34,22 @@ SUBCHART_KEYS = {
 }
 
 
+# Charts with required values (image registry/tag, model URI) render only with a values file;
+# test_required_values_are_refused_with_their_names checks the defaults fail.
+REQUIRED_VALUES = {"feast-feature-server", "inference-service", UMBRELLA}
+# The documented minimum: the three required values, every other value a default.
+MINIMAL = "minimal-values.yaml"
+# Values without a default: the schema names them when they are missing.
+REQUIRED_PATHS = {
+    "feast-feature-server": ["global/imageRegistry", "global/imageTag"],
+    "inference-service": ["global/imageRegistry", "global/imageTag", "predictor/storageUri"],
+    UMBRELLA: ["global/imageRegistry", "global/imageTag"],
+}
+
+
 def _values_files(chart: str) -> list[str | None]:
-    return [None, *sorted(p.name for p in (HELM_SRC / chart / "ci").glob("*.yaml"))]
+    files: list[str | None] = sorted(p.name for p in (HELM_SRC / chart / "ci").glob("*.yaml"))
+    return files if chart in REQUIRED_VALUES else [None, *files]
 
 
 CASES = [(c, f) for c in CHARTS for f in _values_files(c)]
@@ -119,10 +133,13 @@ def test_chart_metadata_and_files(chart: str) -> None:
     assert schema.get("additionalProperties") is False, (
         "top-level values must be closed (typos fail)"
     )
-    # The defaults satisfy the schema (Helm checks this too; here with a second validator).
+    # The defaults satisfy the schema (Helm checks this too; here with a second validator),
+    # except the required values, which have no default on purpose.
     defaults = yaml.safe_load((d / "values.yaml").read_text())
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(defaults), key=str)
-    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    errors = sorted(
+        "/".join(map(str, e.path)) for e in jsonschema.Draft7Validator(schema).iter_errors(defaults)
+    )
+    assert errors == sorted(REQUIRED_PATHS.get(chart, [])), errors
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -161,7 +178,11 @@ def test_umbrella_uses_local_file_dependencies_and_lock_is_in_sync() -> None:
 
 def test_dependency_build_recreates_subcharts_offline(helm: Helm) -> None:
     built = sorted(p.name for p in (helm.charts / UMBRELLA / "charts").glob("*.tgz"))
-    assert built == sorted(f"{c}-0.1.0.tgz" for c in CHARTS if c != UMBRELLA)
+    assert built == sorted(f"{c}-{_chart(c)['version']}.tgz" for c in CHARTS if c != UMBRELLA)
+
+
+def _chart(chart: str) -> dict[str, Any]:
+    return yaml.safe_load((HELM_SRC / chart / "Chart.yaml").read_text())
 
 
 # --------------------------------------------------------------------------- lint + render
@@ -172,7 +193,7 @@ def test_helm_lint_strict(helm: Helm, chart: str, values: str | None) -> None:
     # --with-subcharts lints the sub-charts with *their* defaults; with a values file it
     # would feed the umbrella's values to them, so those cases lint the umbrella only
     # (each sub-chart's own ci/*.yaml cases lint it with values).
-    extra = ["--with-subcharts"] if chart == UMBRELLA and values is None else []
+    extra: list[str] = []
     proc = helm.run(
         "lint",
         "--strict",
@@ -201,7 +222,7 @@ def test_rendered_objects_meet_stack_invariants(helm: Helm, chart: str, values: 
     objs = helm.render(chart, values)
     if chart == UMBRELLA:
         external_redis = bool(values and "external-redis" in values)
-        ext = ["PersistentVolumeClaim/click-model-models"]
+        ext = ["PersistentVolumeClaim/click-model-models"] if values else []
         if external_redis:
             ext.append("Secret/" + _global(helm, values)["redis"]["existingSecret"])
         problems = v.check_stack(objs, external=ext, redis_bundled=not external_redis)
@@ -233,7 +254,7 @@ def _isvc(objs: list[v.Obj]) -> v.Obj:
 
 
 def test_default_install_is_serverless_with_knative_autoscaling(helm: Helm) -> None:
-    objs = helm.render(UMBRELLA)
+    objs = helm.render(UMBRELLA, MINIMAL)
     isvc = _isvc(objs)
     assert v.deployment_mode(objs) == "Knative"
     for comp in ("predictor", "transformer"):
@@ -247,6 +268,7 @@ def test_default_install_is_serverless_with_knative_autoscaling(helm: Helm) -> N
         for o in objs
         if o["kind"] == "PodDisruptionBudget" and "click-model" in o["metadata"]["name"]
     ]
+    assert isvc["metadata"]["name"] == f"{RELEASE}-click-model", "derived from the release"
 
 
 def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
@@ -254,8 +276,9 @@ def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
     isvc = _isvc(objs)
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in v.STANDARD_MODES
     assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    name = isvc["metadata"]["name"]
     pdbs = {o["metadata"]["name"] for o in objs if o["kind"] == "PodDisruptionBudget"}
-    assert {"click-model-predictor", "click-model-transformer"} <= pdbs
+    assert {f"{name}-predictor", f"{name}-transformer"} <= pdbs
     for comp in ("predictor", "transformer"):
         spec = isvc["spec"][comp]
         assert (spec["scaleMetric"], spec["scaleTarget"], spec["minReplicas"]) == ("cpu", 70, 2)
@@ -263,7 +286,7 @@ def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
     sa = next(
         o
         for o in objs
-        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "click-model-predictor"
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == f"{name}-predictor"
     )
     assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]
     assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith("s3://")
@@ -350,7 +373,7 @@ BAD_VALUES = [
             "--set",
             "inferenceService.canary.storageUri=pvc://click-model-models/xgboost",
             "--set",
-            "inferenceService.deploymentMode=RawDeployment",
+            "inferenceService.deploymentMode=Standard",
         ],
         "/deploymentMode",
     ),
@@ -358,7 +381,7 @@ BAD_VALUES = [
     (
         [
             "--set",
-            "inferenceService.deploymentMode=RawDeployment",
+            "inferenceService.deploymentMode=Standard",
             "--set",
             "inferenceService.transformer.minReplicas=0",
         ],
@@ -377,7 +400,33 @@ BAD_VALUES = [
     (["--set", "redis.persistence.size=lots"], "/persistence/size"),
     (["--set", "feast.featureServer.replicas=0"], "/featureServer/replicas"),
     (["--set", "feast.materialize.schedule=hourly"], "/materialize/schedule"),
-    (["--set", "feast.registryServer.port=70000"], "/registryServer/port"),
+    # Cross-chart addresses have one source, the globals: sub-chart copies are refused.
+    (["--set", "feast.registryServer.port=7000"], "additional properties 'port' not allowed"),
+    (["--set", "feast.fullnameOverride=ff"], "additional properties 'fullnameOverride'"),
+    (["--set", "redis.fullnameOverride=rr"], "additional properties 'fullnameOverride'"),
+    (["--set", "redis.service.port=6380"], "additional properties 'service' not allowed"),
+    (["--set", "redis.auth.existingSecret=s"], "additional properties 'existingSecret'"),
+    (["--set", "global.redis.host=redis.example.com"], "/global/redis/host"),
+    (["--set", "global.feast.registryPort=70000"], "/global/feast/registryPort"),
+    # global.* is closed in every chart: a typo is an error, not a silently ignored key.
+    (["--set", "global.imageRegistyr=x"], "additional properties 'imageRegistyr'"),
+    (["--set", "global.feast.port=7000"], "additional properties 'port'"),
+    # Anchored: a name with a valid suffix is not a valid name.
+    (["--set", "global.redis.existingSecret=Bad_Secret-x"], "/global/redis/existingSecret"),
+    # KServe <= 0.15's mode names: KServe >= 0.17 rejects updates of ISVCs annotated with them.
+    (["--set", "inferenceService.deploymentMode=Serverless"], "/deploymentMode"),
+    (["--set", "inferenceService.deploymentMode=RawDeployment"], "/deploymentMode"),
+    (
+        [
+            "--set",
+            "inferenceService.collocated.enabled=true",
+            "--set",
+            "inferenceService.canary.enabled=true",
+            "--set",
+            "inferenceService.canary.storageUri=pvc://click-model-models/xgboost",
+        ],
+        "/canary/enabled",
+    ),
     (
         ["--set", "inferenceService.transformer.predictorWaitSeconds=400"],
         "/transformer/predictorWaitSeconds",
@@ -390,14 +439,14 @@ BAD_VALUES = [
             "--set",
             "inferenceService.canary.enabled=true",
             "--set",
-            "inferenceService.canary.storageUri=pvc://click-model-models/sklearn",
+            "inferenceService.canary.storageUri=s3://ml-models/click-model/sklearn",
         ],
         "must differ",
     ),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[m for _, m in BAD_VALUES])
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
 def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) -> None:
     proc = helm.run(
         "template",
@@ -405,6 +454,7 @@ def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) 
         str(helm.charts / UMBRELLA),
         "--namespace",
         v.NAMESPACE,
+        *helm.values_args(UMBRELLA, MINIMAL),
         *args,
         expect_ok=False,
     )
@@ -415,36 +465,110 @@ def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) 
 # ----------------------------------------------------------------- notes, test hook, secrets
 
 
-def test_notes_print_endpoint_and_example_v2_call(helm: Helm) -> None:
+def _notes(helm: Helm, chart: str, values: str | None, *extra: str) -> str:
+    """NOTES.txt as `helm install` prints it (Helm 4 renders NOTES on install/upgrade only,
+    not in `helm template`; --dry-run=client needs no cluster)."""
     proc = helm.run(
         "install",
         RELEASE,
-        str(helm.charts / UMBRELLA),
+        str(helm.charts / chart),
         "--namespace",
         v.NAMESPACE,
         "--dry-run=client",
+        *helm.values_args(chart, values),
+        *extra,
     )
-    notes = proc.stdout.split("NOTES:", 1)[-1]
-    assert "NOTES:" in proc.stdout
+    assert "NOTES:" in proc.stdout, proc.stdout[-2000:]
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def _umbrella_values(values: str) -> dict[str, Any]:
+    return yaml.safe_load((HELM_SRC / UMBRELLA / "ci" / values).read_text()) or {}
+
+
+NOTES_CASES = [(f, ()) for f in _values_files(UMBRELLA) if f] + [
+    (MINIMAL, ("--set", "feast.featureServer.enabled=false")),
+    (MINIMAL, ("--set", "inferenceService.clusterLocal=true")),
+    (
+        MINIMAL,
+        ("--set", "feast.bootstrap.enabled=false", "--set", "global.feast.registryPort=7000"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "extra"), NOTES_CASES, ids=[f"{f}{' '.join(e)}" for f, e in NOTES_CASES]
+)
+def test_notes_match_the_mode_and_switches(helm: Helm, values: str, extra: tuple[str, ...]) -> None:
+    """Every address NOTES prints is an object the same render creates; the text follows the
+    mode (gateway), the switches (feature server, bootstrap, canary, collocated)."""
+    notes = _notes(helm, UMBRELLA, values, *extra)
+    objs = helm.render(UMBRELLA, values, *extra)
+    isvc = _isvc(objs)
+    name, ns = isvc["metadata"]["name"], v.NAMESPACE
+    services = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+    collocated = "transformer" not in isvc["spec"]
+    entry = f"{name}-predictor" if collocated else f"{name}-transformer"
     for needle in (
-        "get inferenceservice click-model -o jsonpath='{.status.url}'",
-        "http://click-model-transformer.feast-inference.svc.cluster.local",
-        "/v2/models/click-model/infer",
+        f"inferenceservice/{name} --timeout=10m",
+        f"URL=http://{entry}.{ns}.svc.cluster.local",
+        f'curl -s "$URL/v2/models/{name}/infer"',
         '"name": "user_id", "datatype": "INT64"',
-        "helm test feast-kserve",
+        f"helm test {RELEASE} -n {ns}",
     ):
         assert needle in notes, f"NOTES lack {needle!r}:\n{notes}"
+    # Feast addresses: exactly the rendered Services.
+    (cm,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{name}-feature-store"
+    ]
+    registry = yaml.safe_load(cm["data"]["feature_store.yaml"])["registry"]["path"]
+    assert f"Feast registry: {registry} " in notes
+    assert registry.split(":")[0] in services
+    fs = [s for s in services if s.endswith("-feature-server")]
+    if fs:
+        assert f"Feature server: http://{fs[0]}.{ns}.svc/" in notes
+    else:
+        assert "Feature server" not in notes, "feature server disabled but NOTES print its URL"
+    jobs = [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
+    if jobs:
+        assert f"logs job/{jobs[0]}" in notes and "--timeout 15m" in notes
+    else:
+        assert "bootstrap Job is disabled" in notes
+    # How to get in from outside: the gateway of the mode, or nothing when cluster-local.
+    mode = v.deployment_mode(objs)
+    if (isvc["metadata"].get("labels") or {}).get("networking.kserve.io/visibility"):
+        assert "External access: none" in notes
+        assert "Through the ingress gateway" not in notes
+    elif mode == "Knative":
+        assert "kubectl -n kourier-system get svc kourier" in notes
+        assert '${HOST:+-H "Host: $HOST"}' in notes
+    else:
+        assert "Through the ingress gateway (Standard mode)" in notes
+    pred = isvc["spec"]["predictor"]
+    if "canaryTrafficPercent" in pred:
+        assert f"Canary: {pred['canaryTrafficPercent']}% of the predictor traffic" in notes
+        assert (
+            f"--set inferenceService.predictor.storageUri={pred['model']['storageUri']} "
+            "--set inferenceService.canary.enabled=false" in notes
+        )
+    else:
+        assert "Canary" not in notes
+    assert ("collocated" in notes) == collocated
 
 
-@pytest.mark.parametrize("values", [None, "standard-values.yaml"])
-def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -> None:
+@pytest.mark.parametrize("values", [MINIMAL, "standard-values.yaml", "collocated-values.yaml"])
+def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
     objs = helm.render(UMBRELLA, values)
     (pod,) = [o for o in objs if o["kind"] == "Pod"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    name = _isvc(objs)["metadata"]["name"]
+    entry = "predictor" if "collocated" in values else "transformer"
     c = pod["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["INFER_URL"] == (
-        "http://click-model-transformer.feast-inference.svc.cluster.local/v2/models/click-model/infer"
+        f"http://{name}-{entry}.feast-inference.svc.cluster.local/v2/models/{name}/infer"
     )
     script = c["args"][0]
     compile(script, "helm-test", "exec")  # valid Python
@@ -456,7 +580,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -
 
 def test_generated_redis_password_is_random_and_alphanumeric(helm: Helm) -> None:
     def password() -> str:
-        objs = helm.render(UMBRELLA, None, "--set", "redis.auth.existingSecret=")
+        objs = helm.render(UMBRELLA, MINIMAL, "--set", "global.redis.existingSecret=")
         (secret,) = [o for o in objs if o["kind"] == "Secret"]
         return base64.b64decode(secret["data"]["redis-password"]).decode()
 
