@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -609,3 +610,275 @@ def test_bootstrap_script_is_the_same_in_helm_and_kustomize() -> None:
         "feast-bootstrap.sh differs between helm/ and manifests/: edit one, copy it to the other"
     )
     v.run(["sh", "-n", str(helm_copy)])
+
+
+# ------------------------------------------------------- required values, wiring, names
+
+
+def test_required_values_are_refused_with_their_names(helm: Helm) -> None:
+    """No default image can be pulled anywhere and there is no default model store: an
+    install without them fails before anything is applied, naming each missing value."""
+    proc = helm.run(
+        "template", RELEASE, str(helm.charts / UMBRELLA), "-n", v.NAMESPACE, expect_ok=False
+    )
+    assert proc.returncode != 0
+    for path in ("/global/imageRegistry", "/global/imageTag", "/predictor/storageUri"):
+        assert f"at '{path}'" in proc.stderr, proc.stderr
+    lint = helm.run("lint", "--strict", str(helm.charts / UMBRELLA), expect_ok=False)
+    assert lint.returncode != 0 and "/global/imageRegistry" in lint.stdout + lint.stderr
+    # One missing value is named alone: the others being set does not hide it.
+    only_tag = helm.run(
+        "template",
+        RELEASE,
+        str(helm.charts / UMBRELLA),
+        *helm.values_args(UMBRELLA, MINIMAL),
+        "--set",
+        "global.imageTag=",
+        expect_ok=False,
+    )
+    assert "/global/imageTag" in only_tag.stderr
+    assert "/global/imageRegistry" not in only_tag.stderr
+    # The sub-charts alone refuse the same (their templates also `required` them).
+    for chart in ("feast-feature-server", "inference-service"):
+        alone = helm.run("template", RELEASE, str(helm.charts / chart), expect_ok=False)
+        assert "/global/imageRegistry" in alone.stderr, alone.stderr
+
+
+def _env(src: v.PodSource, name: str) -> str | None:
+    for c in src.spec.get("containers") or []:
+        for e in c.get("env") or []:
+            if e["name"] == name:
+                return e.get("value")
+    return None
+
+
+@pytest.mark.parametrize("collocated", [False, True])
+def test_cross_chart_addresses_follow_the_values_that_set_them(
+    helm: Helm, collocated: bool
+) -> None:
+    """Renaming the Feast objects, moving the registry and Redis ports: every client follows."""
+    overrides = [
+        "--set",
+        "global.feast.fullnameOverride=features",
+        "--set",
+        "global.feast.registryPort=7070",
+        "--set",
+        "global.redis.port=6390",
+        "--set",
+        f"inferenceService.collocated.enabled={str(collocated).lower()}",
+    ]
+    objs = helm.render(UMBRELLA, MINIMAL, *overrides)
+    svc = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Service"}
+    assert svc["features-registry"]["spec"]["ports"][0]["port"] == 7070
+    assert svc[f"{RELEASE}-redis"]["spec"]["ports"][0]["port"] == 6390
+    assert "features-feature-server" in svc
+    configs = v.feature_store_configs(objs)
+    name = _isvc(objs)["metadata"]["name"]
+    # The transformer's feature_store.yaml and the Feast chart's: the same, rendered, registry.
+    assert configs[f"{name}-feature-store"]["registry"]["path"] == "features-registry:7070"
+    assert configs["features-feature-store"]["registry"]["path"] == "features-registry:7070"
+    clients = [s for s in v.pod_sources(objs) if _env(s, "REDIS_CONNECTION_STRING")]
+    assert len(clients) >= 4, [c.where for c in clients]  # transformer, feature server, jobs
+    for src in clients:
+        assert _env(src, "REDIS_CONNECTION_STRING") == (
+            f"{RELEASE}-redis:6390,password=$(REDIS_PASSWORD)"
+        ), src.where
+    jobs = [s for s in v.pod_sources(objs) if _env(s, "FEAST_WAIT_FOR")]
+    assert jobs and all(
+        _env(j, "FEAST_WAIT_FOR") == f"features-registry:7070 {RELEASE}-redis:6390" for j in jobs
+    )
+    # The registry's NetworkPolicy opens the new port to the transformer; the whole stack holds.
+    assert not v.check_stack(objs), v.check_stack(objs)
+    # A render with the defaults differs exactly there: the test can fail.
+    default = v.feature_store_configs(helm.render(UMBRELLA, MINIMAL))
+    assert default[f"{name}-feature-store"]["registry"]["path"] == f"{RELEASE}-feast-registry:6570"
+
+
+def test_an_explicit_registry_address_wins(helm: Helm) -> None:
+    objs = helm.render(
+        UMBRELLA, MINIMAL, "--set", "inferenceService.feast.registry=feast.shared:6570"
+    )
+    name = _isvc(objs)["metadata"]["name"]
+    assert v.feature_store_configs(objs)[f"{name}-feature-store"]["registry"]["path"] == (
+        "feast.shared:6570"
+    )
+
+
+def _render_release(helm: Helm, release: str, *extra: str) -> list[v.Obj]:
+    out = helm.run(
+        "template",
+        release,
+        str(helm.charts / UMBRELLA),
+        "--namespace",
+        v.NAMESPACE,
+        *helm.values_args(UMBRELLA, MINIMAL),
+        *extra,
+    ).stdout
+    return v.load_docs(out)
+
+
+def test_two_releases_in_one_namespace_do_not_collide(helm: Helm) -> None:
+    first = _render_release(helm, "alpha")
+    second = _render_release(helm, "beta")
+
+    def names(objs: list[v.Obj]) -> set[tuple[str, str]]:
+        return {(o["kind"], o["metadata"]["name"]) for o in objs}
+
+    assert not names(first) & names(second), sorted(names(first) & names(second))
+    for objs, release in ((first, "alpha"), (second, "beta")):
+        isvc = _isvc(objs)
+        assert isvc["metadata"]["name"] == f"{release}-click-model"
+        runtime = isvc["spec"]["predictor"]["model"]["runtime"]
+        assert runtime == f"{release}-click-model-runtime"
+        assert ("ServingRuntime", runtime) in names(objs)
+        # Selectors of one release never pick the other release's pods.
+        other = second if objs is first else first
+        for pol in (o for o in objs if o["kind"] in ("NetworkPolicy", "PodDisruptionBudget")):
+            sel = pol["spec"].get("podSelector") or pol["spec"].get("selector") or {}
+            for src in v.pod_sources(other):
+                assert not (sel.get("matchLabels") and v._matches(sel, src.labels)), (
+                    f"{v.ident(pol)} of {release} selects {src.where}"
+                )
+    # A release whose name already says click-model is not repeated.
+    (isvc,) = [o for o in _render_release(helm, "click-model") if o["kind"] == "InferenceService"]
+    assert isvc["metadata"]["name"] == "click-model"
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES, ids=CASE_IDS)
+def test_every_object_names_its_namespace(helm: Helm, chart: str, values: str | None) -> None:
+    """`kubectl apply -f` of the rendered output lands in the release namespace, whatever the
+    current context's namespace is."""
+    missing = [
+        v.ident(o)
+        for o in helm.render(chart, values)
+        if o["metadata"].get("namespace") != v.NAMESPACE
+    ]
+    assert not missing, missing
+
+
+def test_collocated_mode_has_one_component_and_the_model_from_the_same_store(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA, "collocated-values.yaml")
+    isvc = _isvc(objs)
+    assert "transformer" not in isvc["spec"]
+    assert not [o for o in objs if o["kind"] == "ServingRuntime"], "no predictor runtime"
+    (c,) = isvc["spec"]["predictor"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (
+        env["STORAGE_URI"]
+        == _umbrella_values("collocated-values.yaml")["inferenceService"]["predictor"]["storageUri"]
+    )
+    assert c["image"] == "registry.example.com/ml/feast-kserve-collocated:0.2.0"
+    assert "TRANSFORMER_PREDICTOR_TIMEOUT_S" not in env
+    assert not v.check_stack(objs)
+    # The check sees a broken collocated spec (it can fail).
+    broken = json.loads(json.dumps(objs))
+    (bad,) = [o for o in broken if o["kind"] == "InferenceService"]
+    bad["spec"]["predictor"]["containers"][0]["env"] = []
+    assert any("STORAGE_URI" in p for p in v.check_kserve(broken))
+    # The same values without the switch: predictor + transformer, the model on the predictor.
+    split = _isvc(
+        helm.render(
+            UMBRELLA, "collocated-values.yaml", "--set", "inferenceService.collocated.enabled=false"
+        )
+    )
+    assert split["spec"]["predictor"]["model"]["storageUri"] == env["STORAGE_URI"]
+    assert "transformer" in split["spec"]
+
+
+# ----------------------------------------------------------- canary through helm upgrade
+
+
+def _readme_upgrade_calls() -> list[list[str]]:
+    """The `helm upgrade` calls of the umbrella README's canary section, as argument lists."""
+    text = (HELM_SRC / UMBRELLA / "README.md").read_text()
+    section = text.split("## Canary rollouts with `helm upgrade`", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    commands = [
+        shlex.split(c)
+        for c in block.replace("\\\n", " ").splitlines()
+        if c.strip() and not c.lstrip().startswith("#")
+    ]
+    assert commands and all(c[:2] == ["helm", "upgrade"] for c in commands), commands
+    return commands
+
+
+def test_readme_canary_promote_rollback_are_helm_upgrades_that_render(helm: Helm) -> None:
+    """Replays the README's calls on top of the kind release (serverless-values.yaml) as Helm
+    would with --reset-then-reuse-values (the release's values + the new --set's) and checks
+    the InferenceService each step renders."""
+    calls = _readme_upgrade_calls()
+    for call in calls:
+        assert "--reset-then-reuse-values" in call and "-n" in call, call
+        assert call[2:4] == [RELEASE, "helm/feast-kserve"], call
+    sets: list[str] = []
+    steps = []
+    for call in calls:
+        sets += [a for i, a in enumerate(call) if i and call[i - 1] == "--set"]
+        args = [x for s in sets for x in ("--set", s)]
+        steps.append(_isvc(helm.render(UMBRELLA, "serverless-values.yaml", *args))["spec"])
+    canary, promote, rollback, drop = steps
+    assert canary["predictor"]["canaryTrafficPercent"] == 20
+    assert canary["predictor"]["model"]["storageUri"] == "pvc://click-model-models/xgboost"
+    assert "canaryTrafficPercent" not in promote["predictor"]
+    assert promote["predictor"]["model"]["storageUri"] == "pvc://click-model-models/xgboost"
+    # The README's rollback starts from the canary, not from the promotion: replay it so.
+    sets = [a for c in (calls[0], calls[2]) for i, a in enumerate(c) if i and c[i - 1] == "--set"]
+    back = _isvc(
+        helm.render(UMBRELLA, "serverless-values.yaml", *[x for s in sets for x in ("--set", s)])
+    )["spec"]["predictor"]
+    assert back["canaryTrafficPercent"] == 0
+    sets += [a for i, a in enumerate(calls[3]) if i and calls[3][i - 1] == "--set"]
+    done = _isvc(
+        helm.render(UMBRELLA, "serverless-values.yaml", *[x for s in sets for x in ("--set", s)])
+    )["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in done
+    assert done["model"]["storageUri"] == "pvc://click-model-models/sklearn"
+    assert rollback and drop  # rendered in sequence too
+
+
+# ------------------------------------------------------------ docs, versions, changelog
+
+
+def test_chart_readmes_are_generated_and_current(tmp_path: Path) -> None:
+    from devtools import helm_docs
+
+    assert helm_docs.main(["--check"]) == 0, "run `make helm-docs`"
+    for chart in CHARTS:
+        assert helm_docs.BEGIN in (HELM_SRC / chart / "README.md").read_text()
+    # The check fails on an undocumented value and on a stale table.
+    copy = tmp_path / "helm"
+    shutil.copytree(HELM_SRC, copy, ignore=shutil.ignore_patterns("charts", "*.tgz"))
+    values = copy / "redis" / "values.yaml"
+    values.write_text(values.read_text() + "\nundocumentedKnob: 1\n")
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 1
+    values.write_text(values.read_text().replace("undocumentedKnob", "# -- Documented.\nknob"))
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 1  # README lacks the row
+    assert helm_docs.main(["--root", str(tmp_path)]) == 0
+    assert "| `knob` | int | `1` | Documented. |" in (copy / "redis" / "README.md").read_text()
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_show_readme_is_the_chart_readme(helm: Helm) -> None:
+    out = helm.run("show", "readme", str(helm.charts / UMBRELLA)).stdout
+    assert "## Canary rollouts with `helm upgrade`" in out and "--create-namespace" in out
+
+
+def test_versions_follow_semver_and_the_changelog_names_them() -> None:
+    changelog = (HELM_SRC / "CHANGELOG.md").read_text()
+    for chart in CHARTS:
+        version = _chart(chart)["version"]
+        assert re.fullmatch(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)", version), version
+        assert re.search(rf"^## {re.escape(version)}\b", changelog, re.M), (
+            f"helm/CHANGELOG.md has no section for {chart} {version}"
+        )
+    # The umbrella pins exactly the sub-chart versions it ships (Chart.yaml and Chart.lock).
+    deps = {d["name"]: d["version"] for d in _chart(UMBRELLA)["dependencies"]}
+    assert deps == {c: _chart(c)["version"] for c in CHARTS if c != UMBRELLA}
+
+
+def test_kserve_range_annotation_matches_the_modes_and_crds_used() -> None:
+    for chart in ("inference-service", UMBRELLA):
+        rng = _chart(chart)["annotations"]["feast-kserve.io/kserve-versions"]
+        assert rng == ">=0.17.0", rng
+    schema = json.loads((HELM_SRC / "inference-service" / "values.schema.json").read_text())
+    assert schema["properties"]["deploymentMode"]["enum"] == ["Knative", "Standard"]

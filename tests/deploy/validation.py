@@ -633,8 +633,18 @@ def check_network_policies(objs: list[Obj], *, redis_bundled: bool = True) -> li
         pols = _policies_for(objs, reg.labels)
         if not pols:
             problems.append(f"no NetworkPolicy selects {reg.where}")
+        # the port the registry listens on (6570 unless the chart's global.feast.registryPort)
+        port = next(
+            (
+                p["containerPort"]
+                for c in reg.spec.get("containers") or []
+                for p in c.get("ports") or []
+                if p.get("name") == "grpc"
+            ),
+            6570,
+        )
         for c in clients("FEAST_FS_YAML_FILE_PATH"):
-            if c is not reg and not _admits_pod(pols, c.labels, 6570):
+            if c is not reg and not _admits_pod(pols, c.labels, port):
                 problems.append(f"{c.where} is a Feast client but the registry does not admit it")
     return problems
 
