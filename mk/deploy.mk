@@ -15,8 +15,13 @@ HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
 HELM_UMBRELLA := helm/feast-kserve
 KUSTOMIZE_OVERLAYS := serverless standard canary kind
 RENDER_DIR ?= build/rendered
+# Packaged charts (make helm-package) and where make helm-push publishes them.
+CHART_DIR ?= build/charts
+CHART_VERSION ?=
+HELM_OCI_REPO ?=
+HELM_PUSH_FLAGS ?=
 
-.PHONY: k8s-tools images helm-deps helm-docs helm-lint helm-template kustomize-render test-deploy
+.PHONY: k8s-tools images helm-deps helm-docs helm-package helm-push helm-lint helm-template kustomize-render test-deploy
 
 $(HELM) $(KUBECTL): scripts/install-k8s-tools.sh
 	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
@@ -52,6 +57,26 @@ helm-lint: helm-deps ## helm lint --strict every chart with each ci/*.yaml (and 
 	done
 	@# The other charts have required values (image registry/tag, model URI): without them
 	@# lint must fail, naming them (tests/deploy/test_helm.py checks the messages).
+
+helm-package: helm-deps ## Package every chart into CHART_DIR (CHART_VERSION=x.y.z: fail unless every chart has it)
+	@mkdir -p $(CHART_DIR)
+	@set -e; for chart in $(HELM_CHARTS); do \
+	  version=$$(sed -n 's/^version: *//p' helm/$$chart/Chart.yaml); \
+	  if [ -n "$(CHART_VERSION)" ] && [ "$$version" != "$(CHART_VERSION)" ]; then \
+	    echo "helm/$$chart is $$version, the tag says $(CHART_VERSION): bump Chart.yaml (and helm/CHANGELOG.md)" >&2; \
+	    exit 1; \
+	  fi; \
+	  $(HELM) package helm/$$chart --destination $(CHART_DIR) >/dev/null; \
+	  echo "$(CHART_DIR)/$$chart-$$version.tgz"; \
+	done
+
+helm-push: ## helm push every CHART_DIR/*.tgz to HELM_OCI_REPO (oci://...); HELM_PUSH_FLAGS e.g. --plain-http
+	@test -n "$(HELM_OCI_REPO)" || { echo "helm-push: set HELM_OCI_REPO=oci://<registry>/<path>" >&2; exit 1; }
+	@ls $(CHART_DIR)/*.tgz >/dev/null 2>&1 || { echo "helm-push: no charts in $(CHART_DIR): run make helm-package" >&2; exit 1; }
+	@set -e; for pkg in $(CHART_DIR)/*.tgz; do \
+	  echo "== helm push $$pkg $(HELM_OCI_REPO)"; \
+	  $(HELM) push $$pkg $(HELM_OCI_REPO) $(HELM_PUSH_FLAGS); \
+	done
 
 helm-docs: $(STAMP) ## Regenerate helm/*/README.md (parameters table) from the values.yaml comments
 	$(PY) -m devtools.helm_docs

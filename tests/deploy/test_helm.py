@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -882,3 +883,21 @@ def test_kserve_range_annotation_matches_the_modes_and_crds_used() -> None:
         assert rng == ">=0.17.0", rng
     schema = json.loads((HELM_SRC / "inference-service" / "values.schema.json").read_text())
     assert schema["properties"]["deploymentMode"]["enum"] == ["Knative", "Standard"]
+
+
+def test_make_helm_package_bundles_the_subcharts_and_checks_the_tag(tmp_path: Path) -> None:
+    """What the release workflow publishes: every chart packaged, the umbrella with its
+    sub-charts inside (an OCI install needs no `make helm-deps`)."""
+    make = ["make", "-s", "-C", str(v.REPO), f"HELM={v.tool('helm')}", f"CHART_DIR={tmp_path}"]
+    version = _chart(UMBRELLA)["version"]
+    v.run([*make, "helm-package", f"CHART_VERSION={version}"])
+    packaged = sorted(p.name for p in tmp_path.glob("*.tgz"))
+    assert packaged == sorted(f"{c}-{_chart(c)['version']}.tgz" for c in CHARTS)
+    with tarfile.open(tmp_path / f"{UMBRELLA}-{version}.tgz") as tar:
+        names = set(tar.getnames())
+    for c in CHARTS:
+        if c != UMBRELLA:
+            assert f"{UMBRELLA}/charts/{c}/Chart.yaml" in names, sorted(names)
+    assert f"{UMBRELLA}/README.md" in names
+    wrong = v.run([*make, "helm-package", "CHART_VERSION=99.0.0"], expect_ok=False)
+    assert wrong.returncode != 0 and "the tag says 99.0.0" in wrong.stderr
