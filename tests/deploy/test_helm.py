@@ -901,3 +901,43 @@ def test_make_helm_package_bundles_the_subcharts_and_checks_the_tag(tmp_path: Pa
     assert f"{UMBRELLA}/README.md" in names
     wrong = v.run([*make, "helm-package", "CHART_VERSION=99.0.0"], expect_ok=False)
     assert wrong.returncode != 0 and "the tag says 99.0.0" in wrong.stderr
+
+
+def test_chart_readme_install_block_renders_as_written(helm: Helm) -> None:
+    """The README's install commands, run offline: `make helm-deps` is the dependency build
+    the fixture did (from Chart.lock); `helm upgrade --install` becomes `helm template` with
+    exactly the documented flags (cluster-only ones dropped); the result validates."""
+    text = (HELM_SRC / UMBRELLA / "README.md").read_text()
+    section = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```sh\n(.*?)```", section, re.S)[0]
+    commands = [shlex.split(c, comments=True) for c in block.replace("\\\n", " ").splitlines()]
+    commands = [c for c in commands if c]
+    assert [c[:2] for c in commands] == [
+        ["make", "helm-deps"],
+        ["helm", "upgrade"],
+        ["helm", "test"],
+    ], commands
+    mk = (v.REPO / "mk" / "deploy.mk").read_text()
+    assert "$(HELM) dependency build $(HELM_UMBRELLA)" in mk, "make helm-deps builds the deps"
+    install = commands[1]
+    for flag in ("--install", "--create-namespace", "--timeout"):
+        assert flag in install, f"the documented install lacks {flag}"
+    args, skip = [], False
+    for a in install[2:]:
+        if skip:
+            skip = False
+        elif a in ("--install", "--create-namespace"):
+            continue
+        elif a == "--timeout":
+            skip = True
+        else:
+            args.append(a)
+    release, chart, *flags = args
+    assert chart == "helm/feast-kserve"
+    out = helm.run(
+        "template", release, str(helm.charts / UMBRELLA), *flags, "--kube-version", "1.29.0"
+    ).stdout
+    objs = v.load_docs(out)
+    assert not [p for o in objs for p in v.schema_errors(o)]
+    assert not v.check_stack(objs)
+    assert {o["metadata"]["namespace"] for o in objs} == {"feast-inference"}
