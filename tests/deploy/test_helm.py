@@ -489,6 +489,7 @@ def _umbrella_values(values: str) -> dict[str, Any]:
 
 
 NOTES_CASES = [(f, ()) for f in _values_files(UMBRELLA) if f] + [
+    (MINIMAL, ("--set", "global.feast.fullnameOverride=features")),
     (MINIMAL, ("--set", "feast.featureServer.enabled=false")),
     (MINIMAL, ("--set", "inferenceService.clusterLocal=true")),
     (
@@ -941,3 +942,30 @@ def test_chart_readme_install_block_renders_as_written(helm: Helm) -> None:
     assert not [p for o in objs for p in v.schema_errors(o)]
     assert not v.check_stack(objs)
     assert {o["metadata"]["namespace"] for o in objs} == {"feast-inference"}
+
+
+def test_global_values_have_one_schema_in_every_chart() -> None:
+    """The umbrella passes `global` to every sub-chart: each chart must accept exactly the
+    same keys (closed), only requiring what it renders (the project images)."""
+
+    def shape(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: shape(x)
+                for k, x in node.items()
+                if k not in ("required", "minLength", "description")
+            }
+        return node
+
+    schemas = {
+        c: json.loads((HELM_SRC / c / "values.schema.json").read_text())["properties"]["global"]
+        for c in CHARTS
+    }
+    assert all(s["additionalProperties"] is False for s in schemas.values())
+    first = shape(schemas[UMBRELLA])
+    for chart, s in schemas.items():
+        assert shape(s) == first, f"{chart}: global schema differs from the umbrella's"
+    globals_yaml = {
+        c: yaml.safe_load((HELM_SRC / c / "values.yaml").read_text())["global"] for c in CHARTS
+    }
+    assert all(g == globals_yaml[UMBRELLA] for g in globals_yaml.values()), globals_yaml
