@@ -969,3 +969,38 @@ def test_global_values_have_one_schema_in_every_chart() -> None:
         c: yaml.safe_load((HELM_SRC / c / "values.yaml").read_text())["global"] for c in CHARTS
     }
     assert all(g == globals_yaml[UMBRELLA] for g in globals_yaml.values()), globals_yaml
+
+
+SUBCHART_NOTES = [(c, f) for c, f in CASES if c != UMBRELLA]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"), SUBCHART_NOTES, ids=[f"{c}:{f or 'default'}" for c, f in SUBCHART_NOTES]
+)
+def test_subchart_notes_name_only_rendered_objects(
+    helm: Helm, chart: str, values: str | None
+) -> None:
+    """A sub-chart installed alone prints NOTES too: every Service / Job / InferenceService
+    it names is in the same render, and a disabled feature server is not advertised."""
+    notes = _notes(helm, chart, values)
+    objs = helm.render(chart, values)
+    names = {o["metadata"]["name"] for o in objs}
+    for svc in re.findall(r"http://([a-z0-9-]+)\.feast-inference\.svc", notes):
+        assert svc in names or svc.endswith(("-transformer", "-predictor")), svc
+    for job in re.findall(r"logs job/([a-z0-9-]+)", notes):
+        assert job in names, job
+    if chart == "feast-feature-server":
+        enabled = any(n.endswith("-feature-server") for n in names)
+        assert ("Feature server:" in notes) == enabled
+    if chart == "inference-service":
+        (isvc,) = [o for o in objs if o["kind"] == "InferenceService"]
+        assert f"inferenceservice/{isvc['metadata']['name']} --timeout=10m" in notes
+        assert f'"$URL/v2/models/{isvc["metadata"]["name"]}/infer"' in notes
+    if chart == "redis":
+        (svc,) = [
+            o for o in objs if o["kind"] == "Service" and "headless" not in o["metadata"]["name"]
+        ]
+        assert (
+            f"{svc['metadata']['name']}.feast-inference.svc:{svc['spec']['ports'][0]['port']}"
+            in notes
+        )
