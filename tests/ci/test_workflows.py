@@ -366,3 +366,30 @@ def test_tool_pins_match_install_k8s_tools() -> None:
     expect = dict(re.findall(r'^EXPECT_(HELM|KUBECTL)="([^"]+)"$', text, re.MULTILINE))
     pins = versions_env()
     assert expect == {"HELM": pins["HELM_VERSION"], "KUBECTL": pins["KUBECTL_VERSION"]}
+
+
+# --------------------------------------------------------------------------- chart release
+
+
+def test_release_charts_publishes_on_a_tag_and_dry_runs_otherwise() -> None:
+    """Packages + pushes OCI charts on `charts-v*` tags only; pull requests that touch the
+    charts run the same make targets against a throwaway registry (the dry run)."""
+    doc = load_yaml((REPO / ".github" / "workflows" / "release-charts.yaml").read_text())
+    assert doc["on"]["push"] == {"tags": ["charts-v*"]}
+    assert "helm/**" in doc["on"]["pull_request"]["paths"]
+    assert doc["permissions"] == {"contents": "read"}
+    dry, publish = doc["jobs"]["dry-run"], doc["jobs"]["publish"]
+    assert dry["if"] == "github.event_name != 'push'"
+    assert "startsWith(github.ref, 'refs/tags/charts-v')" in publish["if"]
+    assert publish["permissions"]["packages"] == "write", "pushing to ghcr.io needs packages: write"
+    assert "registry" in dry["services"]
+    dry_runs = "\n".join(s.get("run", "") for s in dry["steps"])
+    pub_runs = "\n".join(s.get("run", "") for s in publish["steps"])
+    for script in (dry_runs, pub_runs):
+        assert make_targets_called(script)[:3] == ["k8s-tools", "helm-package", "helm-push"]
+    assert "HELM_OCI_REPO=oci://localhost:5000/charts" in dry_runs and "--plain-http" in dry_runs
+    assert "oci://localhost:5000/charts/feast-kserve" in dry_runs, "pull the pushed chart back"
+    assert 'CHART_VERSION="$version"' in pub_runs, "the tag must be checked against Chart.yaml"
+    assert "oci://ghcr.io/" in pub_runs
+    # Secrets reach the shell through env, never interpolated into the script.
+    assert "secrets." not in pub_runs

@@ -11,7 +11,9 @@ import base64
 import json
 import os
 import re
+import shlex
 import shutil
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,22 @@ SUBCHART_KEYS = {
 }
 
 
+# Charts with required values (image registry/tag, model URI) render only with a values file;
+# test_required_values_are_refused_with_their_names checks the defaults fail.
+REQUIRED_VALUES = {"feast-feature-server", "inference-service", UMBRELLA}
+# The documented minimum: the three required values, every other value a default.
+MINIMAL = "minimal-values.yaml"
+# Values without a default: the schema names them when they are missing.
+REQUIRED_PATHS = {
+    "feast-feature-server": ["global/imageRegistry", "global/imageTag"],
+    "inference-service": ["global/imageRegistry", "global/imageTag", "predictor/storageUri"],
+    UMBRELLA: ["global/imageRegistry", "global/imageTag"],
+}
+
+
 def _values_files(chart: str) -> list[str | None]:
-    return [None, *sorted(p.name for p in (HELM_SRC / chart / "ci").glob("*.yaml"))]
+    files: list[str | None] = sorted(p.name for p in (HELM_SRC / chart / "ci").glob("*.yaml"))
+    return files if chart in REQUIRED_VALUES else [None, *files]
 
 
 CASES = [(c, f) for c in CHARTS for f in _values_files(c)]
@@ -119,10 +135,13 @@ def test_chart_metadata_and_files(chart: str) -> None:
     assert schema.get("additionalProperties") is False, (
         "top-level values must be closed (typos fail)"
     )
-    # The defaults satisfy the schema (Helm checks this too; here with a second validator).
+    # The defaults satisfy the schema (Helm checks this too; here with a second validator),
+    # except the required values, which have no default on purpose.
     defaults = yaml.safe_load((d / "values.yaml").read_text())
-    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(defaults), key=str)
-    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    errors = sorted(
+        "/".join(map(str, e.path)) for e in jsonschema.Draft7Validator(schema).iter_errors(defaults)
+    )
+    assert errors == sorted(REQUIRED_PATHS.get(chart, [])), errors
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -161,7 +180,11 @@ def test_umbrella_uses_local_file_dependencies_and_lock_is_in_sync() -> None:
 
 def test_dependency_build_recreates_subcharts_offline(helm: Helm) -> None:
     built = sorted(p.name for p in (helm.charts / UMBRELLA / "charts").glob("*.tgz"))
-    assert built == sorted(f"{c}-0.1.0.tgz" for c in CHARTS if c != UMBRELLA)
+    assert built == sorted(f"{c}-{_chart(c)['version']}.tgz" for c in CHARTS if c != UMBRELLA)
+
+
+def _chart(chart: str) -> dict[str, Any]:
+    return yaml.safe_load((HELM_SRC / chart / "Chart.yaml").read_text())
 
 
 # --------------------------------------------------------------------------- lint + render
@@ -172,7 +195,7 @@ def test_helm_lint_strict(helm: Helm, chart: str, values: str | None) -> None:
     # --with-subcharts lints the sub-charts with *their* defaults; with a values file it
     # would feed the umbrella's values to them, so those cases lint the umbrella only
     # (each sub-chart's own ci/*.yaml cases lint it with values).
-    extra = ["--with-subcharts"] if chart == UMBRELLA and values is None else []
+    extra: list[str] = []
     proc = helm.run(
         "lint",
         "--strict",
@@ -201,7 +224,7 @@ def test_rendered_objects_meet_stack_invariants(helm: Helm, chart: str, values: 
     objs = helm.render(chart, values)
     if chart == UMBRELLA:
         external_redis = bool(values and "external-redis" in values)
-        ext = ["PersistentVolumeClaim/click-model-models"]
+        ext = ["PersistentVolumeClaim/click-model-models"] if values else []
         if external_redis:
             ext.append("Secret/" + _global(helm, values)["redis"]["existingSecret"])
         problems = v.check_stack(objs, external=ext, redis_bundled=not external_redis)
@@ -233,7 +256,7 @@ def _isvc(objs: list[v.Obj]) -> v.Obj:
 
 
 def test_default_install_is_serverless_with_knative_autoscaling(helm: Helm) -> None:
-    objs = helm.render(UMBRELLA)
+    objs = helm.render(UMBRELLA, MINIMAL)
     isvc = _isvc(objs)
     assert v.deployment_mode(objs) == "Knative"
     for comp in ("predictor", "transformer"):
@@ -247,6 +270,7 @@ def test_default_install_is_serverless_with_knative_autoscaling(helm: Helm) -> N
         for o in objs
         if o["kind"] == "PodDisruptionBudget" and "click-model" in o["metadata"]["name"]
     ]
+    assert isvc["metadata"]["name"] == f"{RELEASE}-click-model", "derived from the release"
 
 
 def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
@@ -254,8 +278,9 @@ def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
     isvc = _isvc(objs)
     assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in v.STANDARD_MODES
     assert isvc["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "hpa"
+    name = isvc["metadata"]["name"]
     pdbs = {o["metadata"]["name"] for o in objs if o["kind"] == "PodDisruptionBudget"}
-    assert {"click-model-predictor", "click-model-transformer"} <= pdbs
+    assert {f"{name}-predictor", f"{name}-transformer"} <= pdbs
     for comp in ("predictor", "transformer"):
         spec = isvc["spec"][comp]
         assert (spec["scaleMetric"], spec["scaleTarget"], spec["minReplicas"]) == ("cpu", 70, 2)
@@ -263,7 +288,7 @@ def test_standard_variant_uses_hpa_pdbs_and_direct_metrics(helm: Helm) -> None:
     sa = next(
         o
         for o in objs
-        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "click-model-predictor"
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == f"{name}-predictor"
     )
     assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]
     assert isvc["spec"]["predictor"]["model"]["storageUri"].startswith("s3://")
@@ -350,7 +375,7 @@ BAD_VALUES = [
             "--set",
             "inferenceService.canary.storageUri=pvc://click-model-models/xgboost",
             "--set",
-            "inferenceService.deploymentMode=RawDeployment",
+            "inferenceService.deploymentMode=Standard",
         ],
         "/deploymentMode",
     ),
@@ -358,7 +383,7 @@ BAD_VALUES = [
     (
         [
             "--set",
-            "inferenceService.deploymentMode=RawDeployment",
+            "inferenceService.deploymentMode=Standard",
             "--set",
             "inferenceService.transformer.minReplicas=0",
         ],
@@ -377,7 +402,33 @@ BAD_VALUES = [
     (["--set", "redis.persistence.size=lots"], "/persistence/size"),
     (["--set", "feast.featureServer.replicas=0"], "/featureServer/replicas"),
     (["--set", "feast.materialize.schedule=hourly"], "/materialize/schedule"),
-    (["--set", "feast.registryServer.port=70000"], "/registryServer/port"),
+    # Cross-chart addresses have one source, the globals: sub-chart copies are refused.
+    (["--set", "feast.registryServer.port=7000"], "additional properties 'port' not allowed"),
+    (["--set", "feast.fullnameOverride=ff"], "additional properties 'fullnameOverride'"),
+    (["--set", "redis.fullnameOverride=rr"], "additional properties 'fullnameOverride'"),
+    (["--set", "redis.service.port=6380"], "additional properties 'service' not allowed"),
+    (["--set", "redis.auth.existingSecret=s"], "additional properties 'existingSecret'"),
+    (["--set", "global.redis.host=redis.example.com"], "/global/redis/host"),
+    (["--set", "global.feast.registryPort=70000"], "/global/feast/registryPort"),
+    # global.* is closed in every chart: a typo is an error, not a silently ignored key.
+    (["--set", "global.imageRegistyr=x"], "additional properties 'imageRegistyr'"),
+    (["--set", "global.feast.port=7000"], "additional properties 'port'"),
+    # Anchored: a name with a valid suffix is not a valid name.
+    (["--set", "global.redis.existingSecret=Bad_Secret-x"], "/global/redis/existingSecret"),
+    # KServe <= 0.15's mode names: KServe >= 0.17 rejects updates of ISVCs annotated with them.
+    (["--set", "inferenceService.deploymentMode=Serverless"], "/deploymentMode"),
+    (["--set", "inferenceService.deploymentMode=RawDeployment"], "/deploymentMode"),
+    (
+        [
+            "--set",
+            "inferenceService.collocated.enabled=true",
+            "--set",
+            "inferenceService.canary.enabled=true",
+            "--set",
+            "inferenceService.canary.storageUri=pvc://click-model-models/xgboost",
+        ],
+        "/canary/enabled",
+    ),
     (
         ["--set", "inferenceService.transformer.predictorWaitSeconds=400"],
         "/transformer/predictorWaitSeconds",
@@ -390,14 +441,14 @@ BAD_VALUES = [
             "--set",
             "inferenceService.canary.enabled=true",
             "--set",
-            "inferenceService.canary.storageUri=pvc://click-model-models/sklearn",
+            "inferenceService.canary.storageUri=s3://ml-models/click-model/sklearn",
         ],
         "must differ",
     ),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[m for _, m in BAD_VALUES])
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
 def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) -> None:
     proc = helm.run(
         "template",
@@ -405,6 +456,7 @@ def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) 
         str(helm.charts / UMBRELLA),
         "--namespace",
         v.NAMESPACE,
+        *helm.values_args(UMBRELLA, MINIMAL),
         *args,
         expect_ok=False,
     )
@@ -415,36 +467,111 @@ def test_invalid_values_are_rejected(helm: Helm, args: list[str], message: str) 
 # ----------------------------------------------------------------- notes, test hook, secrets
 
 
-def test_notes_print_endpoint_and_example_v2_call(helm: Helm) -> None:
+def _notes(helm: Helm, chart: str, values: str | None, *extra: str) -> str:
+    """NOTES.txt as `helm install` prints it (Helm 4 renders NOTES on install/upgrade only,
+    not in `helm template`; --dry-run=client needs no cluster)."""
     proc = helm.run(
         "install",
         RELEASE,
-        str(helm.charts / UMBRELLA),
+        str(helm.charts / chart),
         "--namespace",
         v.NAMESPACE,
         "--dry-run=client",
+        *helm.values_args(chart, values),
+        *extra,
     )
-    notes = proc.stdout.split("NOTES:", 1)[-1]
-    assert "NOTES:" in proc.stdout
+    assert "NOTES:" in proc.stdout, proc.stdout[-2000:]
+    return proc.stdout.split("NOTES:", 1)[1]
+
+
+def _umbrella_values(values: str) -> dict[str, Any]:
+    return yaml.safe_load((HELM_SRC / UMBRELLA / "ci" / values).read_text()) or {}
+
+
+NOTES_CASES = [(f, ()) for f in _values_files(UMBRELLA) if f] + [
+    (MINIMAL, ("--set", "global.feast.fullnameOverride=features")),
+    (MINIMAL, ("--set", "feast.featureServer.enabled=false")),
+    (MINIMAL, ("--set", "inferenceService.clusterLocal=true")),
+    (
+        MINIMAL,
+        ("--set", "feast.bootstrap.enabled=false", "--set", "global.feast.registryPort=7000"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "extra"), NOTES_CASES, ids=[f"{f}{' '.join(e)}" for f, e in NOTES_CASES]
+)
+def test_notes_match_the_mode_and_switches(helm: Helm, values: str, extra: tuple[str, ...]) -> None:
+    """Every address NOTES prints is an object the same render creates; the text follows the
+    mode (gateway), the switches (feature server, bootstrap, canary, collocated)."""
+    notes = _notes(helm, UMBRELLA, values, *extra)
+    objs = helm.render(UMBRELLA, values, *extra)
+    isvc = _isvc(objs)
+    name, ns = isvc["metadata"]["name"], v.NAMESPACE
+    services = {o["metadata"]["name"] for o in objs if o["kind"] == "Service"}
+    collocated = "transformer" not in isvc["spec"]
+    entry = f"{name}-predictor" if collocated else f"{name}-transformer"
     for needle in (
-        "get inferenceservice click-model -o jsonpath='{.status.url}'",
-        "http://click-model-transformer.feast-inference.svc.cluster.local",
-        "/v2/models/click-model/infer",
+        f"inferenceservice/{name} --timeout=10m",
+        f"URL=http://{entry}.{ns}.svc.cluster.local",
+        f'curl -s "$URL/v2/models/{name}/infer"',
         '"name": "user_id", "datatype": "INT64"',
-        "helm test feast-kserve",
+        f"helm test {RELEASE} -n {ns}",
     ):
         assert needle in notes, f"NOTES lack {needle!r}:\n{notes}"
+    # Feast addresses: exactly the rendered Services.
+    (cm,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{name}-feature-store"
+    ]
+    registry = yaml.safe_load(cm["data"]["feature_store.yaml"])["registry"]["path"]
+    assert f"Feast registry: {registry} " in notes
+    assert registry.split(":")[0] in services
+    fs = [s for s in services if s.endswith("-feature-server")]
+    if fs:
+        assert f"Feature server: http://{fs[0]}.{ns}.svc/" in notes
+    else:
+        assert "Feature server" not in notes, "feature server disabled but NOTES print its URL"
+    jobs = [o["metadata"]["name"] for o in objs if o["kind"] == "Job"]
+    if jobs:
+        assert f"logs job/{jobs[0]}" in notes and "--timeout 15m" in notes
+    else:
+        assert "bootstrap Job is disabled" in notes
+    # How to get in from outside: the gateway of the mode, or nothing when cluster-local.
+    mode = v.deployment_mode(objs)
+    if (isvc["metadata"].get("labels") or {}).get("networking.kserve.io/visibility"):
+        assert "External access: none" in notes
+        assert "Through the ingress gateway" not in notes
+    elif mode == "Knative":
+        assert "kubectl -n kourier-system get svc kourier" in notes
+        assert '${HOST:+-H "Host: $HOST"}' in notes
+    else:
+        assert "Through the ingress gateway (Standard mode)" in notes
+    pred = isvc["spec"]["predictor"]
+    if "canaryTrafficPercent" in pred:
+        assert f"Canary: {pred['canaryTrafficPercent']}% of the predictor traffic" in notes
+        assert (
+            f"--set inferenceService.predictor.storageUri={pred['model']['storageUri']} "
+            "--set inferenceService.canary.enabled=false" in notes
+        )
+    else:
+        assert "Canary" not in notes
+    assert ("collocated" in notes) == collocated
 
 
-@pytest.mark.parametrize("values", [None, "standard-values.yaml"])
-def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -> None:
+@pytest.mark.parametrize("values", [MINIMAL, "standard-values.yaml", "collocated-values.yaml"])
+def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
     objs = helm.render(UMBRELLA, values)
     (pod,) = [o for o in objs if o["kind"] == "Pod"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    name = _isvc(objs)["metadata"]["name"]
+    entry = "predictor" if "collocated" in values else "transformer"
     c = pod["spec"]["containers"][0]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env["INFER_URL"] == (
-        "http://click-model-transformer.feast-inference.svc.cluster.local/v2/models/click-model/infer"
+        f"http://{name}-{entry}.feast-inference.svc.cluster.local/v2/models/{name}/infer"
     )
     script = c["args"][0]
     compile(script, "helm-test", "exec")  # valid Python
@@ -456,7 +583,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -
 
 def test_generated_redis_password_is_random_and_alphanumeric(helm: Helm) -> None:
     def password() -> str:
-        objs = helm.render(UMBRELLA, None, "--set", "redis.auth.existingSecret=")
+        objs = helm.render(UMBRELLA, MINIMAL, "--set", "global.redis.existingSecret=")
         (secret,) = [o for o in objs if o["kind"] == "Secret"]
         return base64.b64decode(secret["data"]["redis-password"]).decode()
 
@@ -485,3 +612,395 @@ def test_bootstrap_script_is_the_same_in_helm_and_kustomize() -> None:
         "feast-bootstrap.sh differs between helm/ and manifests/: edit one, copy it to the other"
     )
     v.run(["sh", "-n", str(helm_copy)])
+
+
+# ------------------------------------------------------- required values, wiring, names
+
+
+def test_required_values_are_refused_with_their_names(helm: Helm) -> None:
+    """No default image can be pulled anywhere and there is no default model store: an
+    install without them fails before anything is applied, naming each missing value."""
+    proc = helm.run(
+        "template", RELEASE, str(helm.charts / UMBRELLA), "-n", v.NAMESPACE, expect_ok=False
+    )
+    assert proc.returncode != 0
+    for path in ("/global/imageRegistry", "/global/imageTag", "/predictor/storageUri"):
+        assert f"at '{path}'" in proc.stderr, proc.stderr
+    lint = helm.run("lint", "--strict", str(helm.charts / UMBRELLA), expect_ok=False)
+    assert lint.returncode != 0 and "/global/imageRegistry" in lint.stdout + lint.stderr
+    # One missing value is named alone: the others being set does not hide it.
+    only_tag = helm.run(
+        "template",
+        RELEASE,
+        str(helm.charts / UMBRELLA),
+        *helm.values_args(UMBRELLA, MINIMAL),
+        "--set",
+        "global.imageTag=",
+        expect_ok=False,
+    )
+    assert "/global/imageTag" in only_tag.stderr
+    assert "/global/imageRegistry" not in only_tag.stderr
+    # The sub-charts alone refuse the same (their templates also `required` them).
+    for chart in ("feast-feature-server", "inference-service"):
+        alone = helm.run("template", RELEASE, str(helm.charts / chart), expect_ok=False)
+        assert "/global/imageRegistry" in alone.stderr, alone.stderr
+
+
+def _env(src: v.PodSource, name: str) -> str | None:
+    for c in src.spec.get("containers") or []:
+        for e in c.get("env") or []:
+            if e["name"] == name:
+                return e.get("value")
+    return None
+
+
+@pytest.mark.parametrize("collocated", [False, True])
+def test_cross_chart_addresses_follow_the_values_that_set_them(
+    helm: Helm, collocated: bool
+) -> None:
+    """Renaming the Feast objects, moving the registry and Redis ports: every client follows."""
+    overrides = [
+        "--set",
+        "global.feast.fullnameOverride=features",
+        "--set",
+        "global.feast.registryPort=7070",
+        "--set",
+        "global.redis.port=6390",
+        "--set",
+        f"inferenceService.collocated.enabled={str(collocated).lower()}",
+    ]
+    objs = helm.render(UMBRELLA, MINIMAL, *overrides)
+    svc = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Service"}
+    assert svc["features-registry"]["spec"]["ports"][0]["port"] == 7070
+    assert svc[f"{RELEASE}-redis"]["spec"]["ports"][0]["port"] == 6390
+    assert "features-feature-server" in svc
+    configs = v.feature_store_configs(objs)
+    name = _isvc(objs)["metadata"]["name"]
+    # The transformer's feature_store.yaml and the Feast chart's: the same, rendered, registry.
+    assert configs[f"{name}-feature-store"]["registry"]["path"] == "features-registry:7070"
+    assert configs["features-feature-store"]["registry"]["path"] == "features-registry:7070"
+    clients = [s for s in v.pod_sources(objs) if _env(s, "REDIS_CONNECTION_STRING")]
+    assert len(clients) >= 4, [c.where for c in clients]  # transformer, feature server, jobs
+    for src in clients:
+        assert _env(src, "REDIS_CONNECTION_STRING") == (
+            f"{RELEASE}-redis:6390,password=$(REDIS_PASSWORD)"
+        ), src.where
+    jobs = [s for s in v.pod_sources(objs) if _env(s, "FEAST_WAIT_FOR")]
+    assert jobs and all(
+        _env(j, "FEAST_WAIT_FOR") == f"features-registry:7070 {RELEASE}-redis:6390" for j in jobs
+    )
+    # The registry's NetworkPolicy opens the new port to the transformer; the whole stack holds.
+    assert not v.check_stack(objs), v.check_stack(objs)
+    # A render with the defaults differs exactly there: the test can fail.
+    default = v.feature_store_configs(helm.render(UMBRELLA, MINIMAL))
+    assert default[f"{name}-feature-store"]["registry"]["path"] == f"{RELEASE}-feast-registry:6570"
+
+
+def test_an_explicit_registry_address_wins(helm: Helm) -> None:
+    objs = helm.render(
+        UMBRELLA, MINIMAL, "--set", "inferenceService.feast.registry=feast.shared:6570"
+    )
+    name = _isvc(objs)["metadata"]["name"]
+    assert v.feature_store_configs(objs)[f"{name}-feature-store"]["registry"]["path"] == (
+        "feast.shared:6570"
+    )
+
+
+def _render_release(helm: Helm, release: str, *extra: str) -> list[v.Obj]:
+    out = helm.run(
+        "template",
+        release,
+        str(helm.charts / UMBRELLA),
+        "--namespace",
+        v.NAMESPACE,
+        *helm.values_args(UMBRELLA, MINIMAL),
+        *extra,
+    ).stdout
+    return v.load_docs(out)
+
+
+def test_two_releases_in_one_namespace_do_not_collide(helm: Helm) -> None:
+    first = _render_release(helm, "alpha")
+    second = _render_release(helm, "beta")
+
+    def names(objs: list[v.Obj]) -> set[tuple[str, str]]:
+        return {(o["kind"], o["metadata"]["name"]) for o in objs}
+
+    assert not names(first) & names(second), sorted(names(first) & names(second))
+    for objs, release in ((first, "alpha"), (second, "beta")):
+        isvc = _isvc(objs)
+        assert isvc["metadata"]["name"] == f"{release}-click-model"
+        runtime = isvc["spec"]["predictor"]["model"]["runtime"]
+        assert runtime == f"{release}-click-model-runtime"
+        assert ("ServingRuntime", runtime) in names(objs)
+        # Selectors of one release never pick the other release's pods.
+        other = second if objs is first else first
+        for pol in (o for o in objs if o["kind"] in ("NetworkPolicy", "PodDisruptionBudget")):
+            sel = pol["spec"].get("podSelector") or pol["spec"].get("selector") or {}
+            for src in v.pod_sources(other):
+                assert not (sel.get("matchLabels") and v._matches(sel, src.labels)), (
+                    f"{v.ident(pol)} of {release} selects {src.where}"
+                )
+    # A release whose name already says click-model is not repeated.
+    (isvc,) = [o for o in _render_release(helm, "click-model") if o["kind"] == "InferenceService"]
+    assert isvc["metadata"]["name"] == "click-model"
+
+
+@pytest.mark.parametrize(("chart", "values"), CASES, ids=CASE_IDS)
+def test_every_object_names_its_namespace(helm: Helm, chart: str, values: str | None) -> None:
+    """`kubectl apply -f` of the rendered output lands in the release namespace, whatever the
+    current context's namespace is."""
+    missing = [
+        v.ident(o)
+        for o in helm.render(chart, values)
+        if o["metadata"].get("namespace") != v.NAMESPACE
+    ]
+    assert not missing, missing
+
+
+def test_collocated_mode_has_one_component_and_the_model_from_the_same_store(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA, "collocated-values.yaml")
+    isvc = _isvc(objs)
+    assert "transformer" not in isvc["spec"]
+    assert not [o for o in objs if o["kind"] == "ServingRuntime"], "no predictor runtime"
+    (c,) = isvc["spec"]["predictor"]["containers"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert (
+        env["STORAGE_URI"]
+        == _umbrella_values("collocated-values.yaml")["inferenceService"]["predictor"]["storageUri"]
+    )
+    assert c["image"] == "registry.example.com/ml/feast-kserve-collocated:0.2.0"
+    assert "TRANSFORMER_PREDICTOR_TIMEOUT_S" not in env
+    assert not v.check_stack(objs)
+    # The check sees a broken collocated spec (it can fail).
+    broken = json.loads(json.dumps(objs))
+    (bad,) = [o for o in broken if o["kind"] == "InferenceService"]
+    bad["spec"]["predictor"]["containers"][0]["env"] = []
+    assert any("STORAGE_URI" in p for p in v.check_kserve(broken))
+    # The same values without the switch: predictor + transformer, the model on the predictor.
+    split = _isvc(
+        helm.render(
+            UMBRELLA, "collocated-values.yaml", "--set", "inferenceService.collocated.enabled=false"
+        )
+    )
+    assert split["spec"]["predictor"]["model"]["storageUri"] == env["STORAGE_URI"]
+    assert "transformer" in split["spec"]
+
+
+# ----------------------------------------------------------- canary through helm upgrade
+
+
+def _readme_upgrade_calls() -> list[list[str]]:
+    """The `helm upgrade` calls of the umbrella README's canary section, as argument lists."""
+    text = (HELM_SRC / UMBRELLA / "README.md").read_text()
+    section = text.split("## Canary rollouts with `helm upgrade`", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, re.S)
+    commands = [
+        shlex.split(c)
+        for c in block.replace("\\\n", " ").splitlines()
+        if c.strip() and not c.lstrip().startswith("#")
+    ]
+    assert commands and all(c[:2] == ["helm", "upgrade"] for c in commands), commands
+    return commands
+
+
+def test_readme_canary_promote_rollback_are_helm_upgrades_that_render(helm: Helm) -> None:
+    """Replays the README's calls on top of the kind release (serverless-values.yaml) as Helm
+    would with --reset-then-reuse-values (the release's values + the new --set's) and checks
+    the InferenceService each step renders."""
+    calls = _readme_upgrade_calls()
+    for call in calls:
+        assert "--reset-then-reuse-values" in call and "-n" in call, call
+        assert call[2:4] == [RELEASE, "helm/feast-kserve"], call
+    sets: list[str] = []
+    steps = []
+    for call in calls:
+        sets += [a for i, a in enumerate(call) if i and call[i - 1] == "--set"]
+        args = [x for s in sets for x in ("--set", s)]
+        steps.append(_isvc(helm.render(UMBRELLA, "serverless-values.yaml", *args))["spec"])
+    canary, promote, rollback, drop = steps
+    assert canary["predictor"]["canaryTrafficPercent"] == 20
+    assert canary["predictor"]["model"]["storageUri"] == "pvc://click-model-models/xgboost"
+    assert "canaryTrafficPercent" not in promote["predictor"]
+    assert promote["predictor"]["model"]["storageUri"] == "pvc://click-model-models/xgboost"
+    # The README's rollback starts from the canary, not from the promotion: replay it so.
+    sets = [a for c in (calls[0], calls[2]) for i, a in enumerate(c) if i and c[i - 1] == "--set"]
+    back = _isvc(
+        helm.render(UMBRELLA, "serverless-values.yaml", *[x for s in sets for x in ("--set", s)])
+    )["spec"]["predictor"]
+    assert back["canaryTrafficPercent"] == 0
+    sets += [a for i, a in enumerate(calls[3]) if i and calls[3][i - 1] == "--set"]
+    done = _isvc(
+        helm.render(UMBRELLA, "serverless-values.yaml", *[x for s in sets for x in ("--set", s)])
+    )["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in done
+    assert done["model"]["storageUri"] == "pvc://click-model-models/sklearn"
+    assert rollback and drop  # rendered in sequence too
+
+
+# ------------------------------------------------------------ docs, versions, changelog
+
+
+def test_chart_readmes_are_generated_and_current(tmp_path: Path) -> None:
+    from devtools import helm_docs
+
+    assert helm_docs.main(["--check"]) == 0, "run `make helm-docs`"
+    for chart in CHARTS:
+        assert helm_docs.BEGIN in (HELM_SRC / chart / "README.md").read_text()
+    # The check fails on an undocumented value and on a stale table.
+    copy = tmp_path / "helm"
+    shutil.copytree(HELM_SRC, copy, ignore=shutil.ignore_patterns("charts", "*.tgz"))
+    values = copy / "redis" / "values.yaml"
+    values.write_text(values.read_text() + "\nundocumentedKnob: 1\n")
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 1
+    values.write_text(values.read_text().replace("undocumentedKnob", "# -- Documented.\nknob"))
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 1  # README lacks the row
+    assert helm_docs.main(["--root", str(tmp_path)]) == 0
+    assert "| `knob` | int | `1` | Documented. |" in (copy / "redis" / "README.md").read_text()
+    assert helm_docs.main(["--check", "--root", str(tmp_path)]) == 0
+
+
+def test_show_readme_is_the_chart_readme(helm: Helm) -> None:
+    out = helm.run("show", "readme", str(helm.charts / UMBRELLA)).stdout
+    assert "## Canary rollouts with `helm upgrade`" in out and "--create-namespace" in out
+
+
+def test_versions_follow_semver_and_the_changelog_names_them() -> None:
+    changelog = (HELM_SRC / "CHANGELOG.md").read_text()
+    for chart in CHARTS:
+        version = _chart(chart)["version"]
+        assert re.fullmatch(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)", version), version
+        assert re.search(rf"^## {re.escape(version)}\b", changelog, re.M), (
+            f"helm/CHANGELOG.md has no section for {chart} {version}"
+        )
+    # The umbrella pins exactly the sub-chart versions it ships (Chart.yaml and Chart.lock).
+    deps = {d["name"]: d["version"] for d in _chart(UMBRELLA)["dependencies"]}
+    assert deps == {c: _chart(c)["version"] for c in CHARTS if c != UMBRELLA}
+
+
+def test_kserve_range_annotation_matches_the_modes_and_crds_used() -> None:
+    for chart in ("inference-service", UMBRELLA):
+        rng = _chart(chart)["annotations"]["feast-kserve.io/kserve-versions"]
+        assert rng == ">=0.17.0", rng
+    schema = json.loads((HELM_SRC / "inference-service" / "values.schema.json").read_text())
+    assert schema["properties"]["deploymentMode"]["enum"] == ["Knative", "Standard"]
+
+
+def test_make_helm_package_bundles_the_subcharts_and_checks_the_tag(tmp_path: Path) -> None:
+    """What the release workflow publishes: every chart packaged, the umbrella with its
+    sub-charts inside (an OCI install needs no `make helm-deps`)."""
+    make = ["make", "-s", "-C", str(v.REPO), f"HELM={v.tool('helm')}", f"CHART_DIR={tmp_path}"]
+    version = _chart(UMBRELLA)["version"]
+    v.run([*make, "helm-package", f"CHART_VERSION={version}"])
+    packaged = sorted(p.name for p in tmp_path.glob("*.tgz"))
+    assert packaged == sorted(f"{c}-{_chart(c)['version']}.tgz" for c in CHARTS)
+    with tarfile.open(tmp_path / f"{UMBRELLA}-{version}.tgz") as tar:
+        names = set(tar.getnames())
+    for c in CHARTS:
+        if c != UMBRELLA:
+            assert f"{UMBRELLA}/charts/{c}/Chart.yaml" in names, sorted(names)
+    assert f"{UMBRELLA}/README.md" in names
+    wrong = v.run([*make, "helm-package", "CHART_VERSION=99.0.0"], expect_ok=False)
+    assert wrong.returncode != 0 and "the tag says 99.0.0" in wrong.stderr
+
+
+def test_chart_readme_install_block_renders_as_written(helm: Helm) -> None:
+    """The README's install commands, run offline: `make helm-deps` is the dependency build
+    the fixture did (from Chart.lock); `helm upgrade --install` becomes `helm template` with
+    exactly the documented flags (cluster-only ones dropped); the result validates."""
+    text = (HELM_SRC / UMBRELLA / "README.md").read_text()
+    section = text.split("## Install", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```sh\n(.*?)```", section, re.S)[0]
+    commands = [shlex.split(c, comments=True) for c in block.replace("\\\n", " ").splitlines()]
+    commands = [c for c in commands if c]
+    assert [c[:2] for c in commands] == [
+        ["make", "helm-deps"],
+        ["helm", "upgrade"],
+        ["helm", "test"],
+    ], commands
+    mk = (v.REPO / "mk" / "deploy.mk").read_text()
+    assert "$(HELM) dependency build $(HELM_UMBRELLA)" in mk, "make helm-deps builds the deps"
+    install = commands[1]
+    for flag in ("--install", "--create-namespace", "--timeout"):
+        assert flag in install, f"the documented install lacks {flag}"
+    args, skip = [], False
+    for a in install[2:]:
+        if skip:
+            skip = False
+        elif a in ("--install", "--create-namespace"):
+            continue
+        elif a == "--timeout":
+            skip = True
+        else:
+            args.append(a)
+    release, chart, *flags = args
+    assert chart == "helm/feast-kserve"
+    out = helm.run(
+        "template", release, str(helm.charts / UMBRELLA), *flags, "--kube-version", "1.29.0"
+    ).stdout
+    objs = v.load_docs(out)
+    assert not [p for o in objs for p in v.schema_errors(o)]
+    assert not v.check_stack(objs)
+    assert {o["metadata"]["namespace"] for o in objs} == {"feast-inference"}
+
+
+def test_global_values_have_one_schema_in_every_chart() -> None:
+    """The umbrella passes `global` to every sub-chart: each chart must accept exactly the
+    same keys (closed), only requiring what it renders (the project images)."""
+
+    def shape(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: shape(x)
+                for k, x in node.items()
+                if k not in ("required", "minLength", "description")
+            }
+        return node
+
+    schemas = {
+        c: json.loads((HELM_SRC / c / "values.schema.json").read_text())["properties"]["global"]
+        for c in CHARTS
+    }
+    assert all(s["additionalProperties"] is False for s in schemas.values())
+    first = shape(schemas[UMBRELLA])
+    for chart, s in schemas.items():
+        assert shape(s) == first, f"{chart}: global schema differs from the umbrella's"
+    globals_yaml = {
+        c: yaml.safe_load((HELM_SRC / c / "values.yaml").read_text())["global"] for c in CHARTS
+    }
+    assert all(g == globals_yaml[UMBRELLA] for g in globals_yaml.values()), globals_yaml
+
+
+SUBCHART_NOTES = [(c, f) for c, f in CASES if c != UMBRELLA]
+
+
+@pytest.mark.parametrize(
+    ("chart", "values"), SUBCHART_NOTES, ids=[f"{c}:{f or 'default'}" for c, f in SUBCHART_NOTES]
+)
+def test_subchart_notes_name_only_rendered_objects(
+    helm: Helm, chart: str, values: str | None
+) -> None:
+    """A sub-chart installed alone prints NOTES too: every Service / Job / InferenceService
+    it names is in the same render, and a disabled feature server is not advertised."""
+    notes = _notes(helm, chart, values)
+    objs = helm.render(chart, values)
+    names = {o["metadata"]["name"] for o in objs}
+    for svc in re.findall(r"http://([a-z0-9-]+)\.feast-inference\.svc", notes):
+        assert svc in names or svc.endswith(("-transformer", "-predictor")), svc
+    for job in re.findall(r"logs job/([a-z0-9-]+)", notes):
+        assert job in names, job
+    if chart == "feast-feature-server":
+        enabled = any(n.endswith("-feature-server") for n in names)
+        assert ("Feature server:" in notes) == enabled
+    if chart == "inference-service":
+        (isvc,) = [o for o in objs if o["kind"] == "InferenceService"]
+        assert f"inferenceservice/{isvc['metadata']['name']} --timeout=10m" in notes
+        assert f'"$URL/v2/models/{isvc["metadata"]["name"]}/infer"' in notes
+    if chart == "redis":
+        (svc,) = [
+            o for o in objs if o["kind"] == "Service" and "headless" not in o["metadata"]["name"]
+        ]
+        assert (
+            f"{svc['metadata']['name']}.feast-inference.svc:{svc['spec']['ports'][0]['port']}"
+            in notes
+        )

@@ -1,10 +1,14 @@
-{{/* Name prefix: "<release>-feast" unless fullnameOverride. */}}
+{{/* Name prefix: "<release>-feast" unless global.feast.fullnameOverride. A global, not a
+value of this chart: the inference-service chart derives the registry address from the same
+value (isvc.feastRegistry), so the two cannot disagree. */}}
 {{- define "feast.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
-{{- else -}}
-{{- printf "%s-feast" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- $g := (.Values.global | default dict).feast | default dict -}}
+{{- $g.fullnameOverride | default (printf "%s-feast" .Release.Name) | trunc 50 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* gRPC port of the registry server: global.feast.registryPort (shared with the transformer). */}}
+{{- define "feast.registryPort" -}}
+{{- ((.Values.global | default dict).feast | default dict).registryPort | default 6570 -}}
 {{- end -}}
 
 {{- define "feast.registryName" -}}{{ include "feast.fullname" . }}-registry{{- end -}}
@@ -35,11 +39,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* The Feast image: repository[:tag][@digest] with global fallbacks. */}}
 {{- define "feast.image" -}}
 {{- $g := .Values.global | default dict -}}
-{{- $repo := .Values.image.repository | default (printf "%s/feast-kserve-transformer" ($g.imageRegistry | default "kind.local")) -}}
+{{- $repo := .Values.image.repository | default (printf "%s/feast-kserve-transformer" (required "global.imageRegistry is required: the registry the project images were pushed to (make push)" $g.imageRegistry)) -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" $repo .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repo (.Values.image.tag | default $g.imageTag | default .Chart.AppVersion) -}}
+{{- printf "%s:%s" $repo (.Values.image.tag | default (required "global.imageTag is required: the tag the project images were pushed with (make push)" $g.imageTag)) -}}
 {{- end -}}
 {{- end -}}
 
@@ -129,7 +133,7 @@ spec:
         - name: FEAST_REPO_SRC
           value: {{ $root.Values.repoPath | quote }}
         - name: FEAST_WAIT_FOR
-          value: {{ printf "%s:%v %s:%v" (include "feast.registryName" $root) $root.Values.registryServer.port (include "feast.redisHost" $root) (include "feast.redisPort" $root) | quote }}
+          value: {{ printf "%s:%v %s:%v" (include "feast.registryName" $root) (include "feast.registryPort" $root) (include "feast.redisHost" $root) (include "feast.redisPort" $root) | quote }}
         - name: GENERATE_DEMO_DATA
           value: {{ .demo | quote }}
         {{- include "feast.clientEnv" $root | nindent 8 }}

@@ -1,11 +1,37 @@
-{{- define "isvc.name" -}}{{ .Values.name }}{{- end -}}
+{{/* InferenceService name (= model name in /v2/models/<name>/infer): `name`, else derived from
+the release like Helm's fullname: "<release>-click-model", or the release name when it already
+contains "click-model". Two releases in one namespace never collide. */}}
+{{- define "isvc.name" -}}
+{{- if .Values.name -}}
+{{- .Values.name -}}
+{{- else if contains "click-model" .Release.Name -}}
+{{- .Release.Name | trunc 45 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-click-model" .Release.Name | trunc 45 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ServingRuntime name: runtime.name, else "<isvc name>-runtime" (one per release). */}}
+{{- define "isvc.runtimeName" -}}
+{{- .Values.runtime.name | default (printf "%s-runtime" (include "isvc.name" .)) -}}
+{{- end -}}
+
+{{/* Collocated mode: the model scored inside the transformer image, no predictor component. */}}
+{{- define "isvc.collocated" -}}
+{{- if .Values.collocated.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Service callers use: the transformer, or the predictor (collocated: the only component). */}}
+{{- define "isvc.entryService" -}}
+{{- printf "%s-%s" (include "isvc.name" .) (ternary "predictor" "transformer" (eq (include "isvc.collocated" .) "true")) -}}
+{{- end -}}
 
 {{- define "isvc.serverless" -}}
-{{- if has .Values.deploymentMode (list "Serverless" "Knative") -}}true{{- end -}}
+{{- if eq .Values.deploymentMode "Knative" -}}true{{- end -}}
 {{- end -}}
 
 {{- define "isvc.commonLabels" -}}
-app.kubernetes.io/name: {{ .Values.name }}
+app.kubernetes.io/name: {{ include "isvc.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: feast-kserve
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -16,25 +42,25 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{/* Pod label that identifies a component; the NetworkPolicies and PDBs select on it. */}}
 {{- define "isvc.componentSelector" -}}
 feast-kserve.io/component: {{ .component }}
-feast-kserve.io/inferenceservice: {{ .root.Values.name }}
+feast-kserve.io/inferenceservice: {{ include "isvc.name" .root }}
 {{- end -}}
 
 {{/* Project image: include "isvc.image" (dict "root" . "image" .Values.predictor.image "name" "feast-kserve-predictor") */}}
 {{- define "isvc.image" -}}
 {{- $g := .root.Values.global | default dict -}}
-{{- $repo := .image.repository | default (printf "%s/%s" ($g.imageRegistry | default "kind.local") .name) -}}
+{{- $repo := .image.repository | default (printf "%s/%s" (required "global.imageRegistry is required: the registry the project images were pushed to (make push)" $g.imageRegistry) .name) -}}
 {{- if .image.digest -}}
 {{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $repo (.image.tag | default $g.imageTag | default .root.Chart.AppVersion) -}}
+{{- printf "%s:%s" $repo (.image.tag | default (required "global.imageTag is required: the tag the project images were pushed with (make push)" $g.imageTag)) -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "isvc.predictorSA" -}}
-{{- .Values.predictor.serviceAccount.name | default (printf "%s-predictor" .Values.name) -}}
+{{- .Values.predictor.serviceAccount.name | default (printf "%s-predictor" (include "isvc.name" .)) -}}
 {{- end -}}
 {{- define "isvc.transformerSA" -}}
-{{- .Values.transformer.serviceAccount.name | default (printf "%s-transformer" .Values.name) -}}
+{{- .Values.transformer.serviceAccount.name | default (printf "%s-transformer" (include "isvc.name" .)) -}}
 {{- end -}}
 
 {{- define "isvc.redisHost" -}}
@@ -49,8 +75,12 @@ feast-kserve.io/inferenceservice: {{ .root.Values.name }}
 {{- $g := (.Values.global | default dict).redis | default dict -}}
 {{- .Values.redis.existingSecret | default $g.existingSecret | default (printf "%s-redis-auth" .Release.Name) -}}
 {{- end -}}
+{{/* Feast registry server address: feast.registry, else derived from the same globals the
+feast-feature-server chart names and opens it with (its feast.fullname / feast.registryPort). */}}
 {{- define "isvc.feastRegistry" -}}
-{{- .Values.feast.registry | default (printf "%s-feast-registry:6570" .Release.Name) -}}
+{{- $g := (.Values.global | default dict).feast | default dict -}}
+{{- $prefix := $g.fullnameOverride | default (printf "%s-feast" .Release.Name) | trunc 50 | trimSuffix "-" -}}
+{{- .Values.feast.registry | default (printf "%s-registry:%v" $prefix ($g.registryPort | default 6570)) -}}
 {{- end -}}
 
 {{/* Autoscaling + metrics annotations of one component: include "isvc.componentAnnotations" (dict "root" . "c" .Values.predictor) */}}
@@ -103,11 +133,14 @@ deploymentStrategy:
 {{- fail (printf "%s.maxReplicas (%v) must be >= %s.minReplicas (%v)" $n $c.maxReplicas $n $c.minReplicas) }}
 {{- end }}
 {{- if and (not (include "isvc.serverless" $)) (eq (int $c.minReplicas) 0) }}
-{{- fail (printf "%s.minReplicas 0 (scale to zero) needs deploymentMode Serverless/Knative, not %s" $n $.Values.deploymentMode) }}
+{{- fail (printf "%s.minReplicas 0 (scale to zero) needs deploymentMode Knative, not %s" $n $.Values.deploymentMode) }}
 {{- end }}
 {{- end }}
 {{- if and .Values.canary.enabled (not (include "isvc.serverless" .)) }}
-{{- fail (printf "canary.enabled needs deploymentMode Serverless/Knative (KServe splits traffic between Knative revisions), not %s" .Values.deploymentMode) }}
+{{- fail (printf "canary.enabled needs deploymentMode Knative (KServe splits traffic between Knative revisions), not %s" .Values.deploymentMode) }}
+{{- end }}
+{{- if and .Values.canary.enabled .Values.collocated.enabled }}
+{{- fail "collocated.enabled and canary.enabled exclude each other: a canary splits traffic between predictor revisions, and collocated mode has no predictor; roll out a new model with predictor.storageUri instead" }}
 {{- end }}
 {{- if and .Values.canary.enabled (eq .Values.canary.storageUri .Values.predictor.storageUri) }}
 {{- fail "canary.storageUri must differ from predictor.storageUri (the canary is a new model version)" }}

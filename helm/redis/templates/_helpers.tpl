@@ -1,10 +1,17 @@
-{{/* Name prefix of every object: "<release>-redis" unless fullnameOverride. */}}
+{{/* Name prefix of every object: "<release>-redis", the name every client derives
+(global.redis.host empty). Not configurable: a second source would drift. */}}
 {{- define "redis.fullname" -}}
-{{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
-{{- else -}}
 {{- printf "%s-redis" .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/* Service port: global.redis.port, the port every client connects to. */}}
+{{- define "redis.port" -}}
+{{- ((.Values.global | default dict).redis | default dict).port | default 6379 -}}
+{{- end -}}
+
+{{/* global.redis.existingSecret when set (shared with the clients); else this chart's Secret. */}}
+{{- define "redis.existingSecret" -}}
+{{- ((.Values.global | default dict).redis | default dict).existingSecret | default "" -}}
 {{- end -}}
 
 {{- define "redis.selectorLabels" -}}
@@ -23,7 +30,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* Name of the Secret holding the password. */}}
 {{- define "redis.secretName" -}}
-{{- default (printf "%s-auth" (include "redis.fullname" .)) .Values.auth.existingSecret -}}
+{{- include "redis.existingSecret" . | default (printf "%s-auth" (include "redis.fullname" .)) -}}
 {{- end -}}
 
 {{/* image reference: repository[:tag][@digest] */}}

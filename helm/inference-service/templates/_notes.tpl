@@ -1,0 +1,68 @@
+{{/*
+How to reach the InferenceService and an example call; shared by this chart's NOTES.txt and
+the umbrella's. include "isvc.notesEndpoint" <context with .Values = this chart's values>
+*/}}
+{{- define "isvc.notesEndpoint" -}}
+{{- $name := include "isvc.name" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $serverless := include "isvc.serverless" . -}}
+Wait until it is ready:
+  kubectl -n {{ $ns }} wait --for=condition=Ready inferenceservice/{{ $name }} --timeout=10m
+
+In-cluster endpoint (from a pod in the cluster):
+  URL=http://{{ include "isvc.entryService" . }}.{{ $ns }}.svc.cluster.local
+{{- if .Values.networkPolicy.enabled }}
+  (NetworkPolicy: in-namespace callers need the pod label {{ range $k, $v := .Values.networkPolicy.inferenceClientLabels }}{{ $k }}={{ $v }}{{ end }})
+{{- end }}
+{{- if .Values.clusterLocal }}
+
+External access: none (clusterLocal: the InferenceService is cluster-local).
+{{- else if $serverless }}
+
+Through the ingress gateway (Knative mode: Kourier or Istio, in {{ join ", " .Values.networkPolicy.knativeNamespaces }}):
+  HOST=$(kubectl -n {{ $ns }} get inferenceservice {{ $name }} -o jsonpath='{.status.url}' | cut -d/ -f3)
+  GATEWAY=$(kubectl -n kourier-system get svc kourier -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+  #  Istio: kubectl -n istio-system get svc istio-ingressgateway; no load balancer: a NodePort
+  #  of that Service, or kubectl port-forward -n kourier-system svc/kourier 8080:80 (GATEWAY=localhost:8080)
+  URL="http://$GATEWAY"
+{{- else }}
+
+Through the ingress gateway (Standard mode): KServe creates the route (Ingress or Gateway API,
+per its inferenceservice-config) for the host in status.url; the gateway runs in one of
+{{ join ", " .Values.networkPolicy.ingressNamespaces }}:
+  HOST=$(kubectl -n {{ $ns }} get inferenceservice {{ $name }} -o jsonpath='{.status.url}' | cut -d/ -f3)
+  GATEWAY=<address of your ingress controller / Gateway Service>
+  URL="http://$GATEWAY"
+{{- end }}
+
+Example v2 inference (URL, and HOST through the gateway, as above):
+  curl -s "$URL/v2/models/{{ $name }}/infer" ${HOST:+-H "Host: $HOST"} -H 'Content-Type: application/json' -d '{
+    "inputs": [
+      {"name": "user_id", "datatype": "INT64", "shape": [1], "data": [42]},
+      {"name": "session_duration_s", "datatype": "FP64", "shape": [1], "data": [35.0]},
+      {"name": "hour_of_day", "datatype": "INT64", "shape": [1], "data": [20]}
+    ],
+    "parameters": {"return_features": false}}'
+  -> outputs score, decision, model_version, prediction_source
+Health: GET $URL/v2/health/ready, GET $URL/v2/models/{{ $name }}/ready
+{{- if .Values.test.enabled }}
+
+Smoke test (one inference from inside the namespace):
+  helm test {{ .Release.Name }} -n {{ $ns }}
+{{- end }}
+{{- end -}}
+
+{{/* One line on the model(s) served: include "isvc.notesModel" <context> */}}
+{{- define "isvc.notesModel" -}}
+{{- $name := include "isvc.name" . -}}
+{{- if .Values.collocated.enabled -}}
+InferenceService {{ $name }}, {{ .Values.deploymentMode }} mode, collocated: model {{ .Values.predictor.storageUri }} scored inside the transformer (no predictor, no canary)
+{{- else -}}
+InferenceService {{ $name }}, {{ .Values.deploymentMode }} mode: model {{ ternary .Values.canary.storageUri .Values.predictor.storageUri .Values.canary.enabled }} (ServingRuntime {{ include "isvc.runtimeName" . }})
+{{- if .Values.canary.enabled }}
+  Canary: {{ .Values.canary.trafficPercent }}% of the predictor traffic on {{ .Values.canary.storageUri }}, the rest on the previous rolled-out revision.
+    Promote:   helm upgrade {{ .Release.Name }} <chart> -n {{ .Release.Namespace }} --reset-then-reuse-values --set {{ .prefix }}predictor.storageUri={{ .Values.canary.storageUri }} --set {{ .prefix }}canary.enabled=false
+    Roll back: helm upgrade {{ .Release.Name }} <chart> -n {{ .Release.Namespace }} --reset-then-reuse-values --set {{ .prefix }}canary.trafficPercent=0
+{{- end }}
+{{- end }}
+{{- end -}}
