@@ -99,6 +99,8 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
     assert {re.sub(r"-[a-z0-9]{10}$", "", n) for n in generated} == {
         "redis-config",
         "feast-bootstrap",
+        "feast-feature-store",
+        "feast-registry",
         "redis-auth",
     }
 
@@ -116,13 +118,22 @@ def test_serverless_overlay_autoscales_with_knative() -> None:
         assert int(cann["autoscaling.knative.dev/target"]) >= 1
         assert spec["minReplicas"] >= 0 and spec["maxReplicas"] >= 2
         assert "scaleMetric" not in spec, "HPA fields do not belong to Knative mode"
-    objs = objects("overlays/serverless")
-    knative = [
-        o
-        for o in objs
-        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "click-model-knative"
-    ]
-    assert knative, "Knative's activator/gateway must be admitted in Serverless mode"
+    # Knative's activator/gateway are admitted to both components (in their own policies,
+    # as the chart renders them); Standard mode admits the ingress controller instead.
+    for comp in ("predictor", "transformer"):
+        assert "knative-serving" in knative_admitted(objects("overlays/serverless"), comp)
+        assert "knative-serving" not in knative_admitted(objects("overlays/standard"), comp)
+
+
+def knative_admitted(objs: list[v.Obj], comp: str) -> set[str]:
+    (policy,) = [o for o in objs if v.ident(o) == f"NetworkPolicy/click-model-{comp}"]
+    return {
+        name
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        for expr in peer.get("namespaceSelector", {}).get("matchExpressions", [])
+        for name in expr["values"]
+    }
 
 
 def test_standard_overlay_uses_hpa_with_pdbs() -> None:
@@ -140,7 +151,6 @@ def test_standard_overlay_uses_hpa_with_pdbs() -> None:
         "click-model-transformer",
         "feast-feature-server",
     }
-    assert not [o for o in objs if o["metadata"]["name"] == "click-model-knative"]
 
 
 def test_canary_overlay_is_serverless_plus_a_second_model_version() -> None:
