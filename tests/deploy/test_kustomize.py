@@ -25,6 +25,7 @@ EXPECTED_MODE = {
     "standard": "Standard",
     "canary": "Knative",
     "kind": "Knative",
+    "collocated": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
@@ -229,3 +230,33 @@ def test_kind_overlay_matches_the_kind_e2e_workflow() -> None:
         for o in objs
         if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "click-model-models"
     ]
+
+
+def test_collocated_overlay_is_the_transformer_scoring_the_model() -> None:
+    """overlays/collocated: one component (the transformer, as spec.predictor) with the
+    model frameworks' image and the model mounted from the same store; no predictor."""
+    serverless, collocated = objects("overlays/serverless"), objects("overlays/collocated")
+    gone = {v.ident(o) for o in serverless} - {v.ident(o) for o in collocated}
+    assert gone == {
+        "ServingRuntime/feast-click-predictor",
+        "ServiceAccount/click-model-predictor",
+        "NetworkPolicy/click-model-predictor",
+    }, gone
+    before = next(o for o in serverless if o["kind"] == "InferenceService")["spec"]
+    spec = next(o for o in collocated if o["kind"] == "InferenceService")["spec"]
+    assert set(spec) == {"predictor"}
+    (c,) = spec["predictor"]["containers"]
+    assert c["image"] == "kind.local/feast-kserve-collocated:0.1.0"
+    assert " ".join(c["args"]).count("--collocated_model_dir /mnt/models") == 1
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["STORAGE_URI"] == before["predictor"]["model"]["storageUri"]
+    assert not [k for k in env if k.startswith("TRANSFORMER_PREDICTOR_")]
+    # Everything else is the transformer as the serverless overlay deploys it.
+    trans = before["transformer"]
+    (tc,) = trans.pop("containers")
+    pred = dict(spec["predictor"])
+    pred.pop("containers")
+    assert pred == trans
+    for key in ("image", "args", "env"):
+        tc.pop(key), c.pop(key)
+    assert c == tc

@@ -819,7 +819,8 @@ def check_kserve(objs: list[Obj], *, metrics: bool = True) -> list[str]:
     name = isvc["metadata"]["name"]
     ann = isvc["metadata"].get("annotations") or {}
     spec = isvc["spec"]
-    if name != ISVC_NAME:
+    # The contract's name, or the Helm chart's release-derived "<release>-click-model".
+    if name != ISVC_NAME and not name.endswith(f"-{ISVC_NAME}"):
         problems.append(f"InferenceService is {name!r}, the contract says {ISVC_NAME!r}")
     if not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 45:
         problems.append(f"InferenceService name {name!r} is not a DNS-1035 label of <= 45 chars")
@@ -834,6 +835,8 @@ def check_kserve(objs: list[Obj], *, metrics: bool = True) -> list[str]:
     serverless = mode in SERVERLESS_MODES
 
     pred = spec["predictor"]
+    if "transformer" not in spec and pred.get("containers"):
+        return problems + _check_collocated(name, spec)
     frameworks = [
         k
         for k in (
@@ -994,6 +997,33 @@ def check_kserve(objs: list[Obj], *, metrics: bool = True) -> list[str]:
                 f"the predictor scales to zero but the transformer gives a predictor call only "
                 f"{timeout:g}s (TRANSFORMER_PREDICTOR_TIMEOUT_S): every cold start would be a 504"
             )
+    return problems
+
+
+def _check_collocated(name: str, spec: dict[str, Any]) -> list[str]:
+    """Collocated mode: one predictor container that is the transformer scoring the model."""
+    problems: list[str] = []
+    pred = spec["predictor"]
+    cs = pred.get("containers") or []
+    if len(cs) != 1 or cs[0].get("name") != "kserve-container":
+        return ["collocated predictor must have exactly one container named kserve-container"]
+    c = cs[0]
+    joined = " ".join(c.get("args") or [])
+    for want in (f"--model_name {name}", "--http_port 8080", "--collocated_model_dir /mnt/models"):
+        if want not in joined:
+            problems.append(f"collocated container args lack {want!r}: {joined}")
+    if "--predictor_" in joined:
+        problems.append("collocated container is given predictor flags")
+    if "feast-kserve-collocated" not in c.get("image", ""):
+        problems.append(f"collocated image {c.get('image')} is not feast-kserve-collocated")
+    env = {e["name"]: e.get("value") for e in c.get("env") or []}
+    uri = env.get("STORAGE_URI") or ""
+    if not re.fullmatch(r"(pvc|s3|gs|https?|hdfs|webhdfs|oci|hf)://\S+", uri):
+        problems.append(f"collocated STORAGE_URI {uri!r}: KServe would not mount a model")
+    if "canaryTrafficPercent" in pred:
+        problems.append("collocated mode has no predictor revision to canary")
+    if not any(p.get("containerPort") == 8080 for p in c.get("ports") or []):
+        problems.append("collocated container does not declare port 8080")
     return problems
 
 
