@@ -319,3 +319,29 @@ def test_a_broken_block_is_caught(tmp_path: Path) -> None:
     # and a block without chart dependencies fails where a user's would: at helm
     r = run_block(good.replace("make helm-deps", "true"), fresh_copy(tmp_path / "clone2"))
     assert r.proc.returncode != 0 and "charts/ directory" in r.proc.stderr, r.proc.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- kind runs it too
+
+
+def test_the_kind_deploy_runs_the_same_targets() -> None:
+    """scripts/kind/deploy.sh (make deploy, the e2e workflow's deploy step) runs the README's
+    steps with the same make targets and helm flags, against the kind context."""
+    script = (v.REPO / "scripts" / "kind" / "deploy.sh").read_text()
+    for step in (
+        "manifests/base/namespace.yaml",
+        'make -C "${REPO_ROOT}" train',
+        "make_ upload-model MODEL=sklearn",
+        "make_ upload-model MODEL=xgboost",
+        "make_ helm-deps",
+        "--create-namespace",
+        '--timeout "${HELM_TIMEOUT:-15m}"',
+        'h test "${RELEASE}"',
+    ):
+        assert step in script, step
+    readme = block("deploy-sequence")
+    for target in ("upload-model MODEL=sklearn", "upload-model MODEL=xgboost", "helm-deps"):
+        assert f"make {target}" in readme, target
+    assert "--timeout 15m" in readme
+    workflow = (v.REPO / ".github" / "workflows" / "e2e-kind.yaml").read_text()
+    assert "run: make deploy\n" in workflow and "run: make train\n" in workflow
