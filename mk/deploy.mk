@@ -15,10 +15,6 @@ HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
 HELM_UMBRELLA := helm/feast-kserve
 KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated
 RENDER_DIR ?= build/rendered
-# Prerequisites on the pinned tools only when they are the ones used (HELM=helm KUBECTL=kubectl:
-# the ones on the PATH, as the kind workflow's runner has them).
-HELM_DEP = $(filter $(TOOLS_BIN)/%,$(HELM))
-KUBECTL_DEP = $(filter $(TOOLS_BIN)/%,$(KUBECTL))
 
 .PHONY: k8s-tools images helm-deps helm-lint helm-template kustomize-render test-deploy
 
@@ -34,6 +30,11 @@ PROJECT_IMAGES := feast-kserve-transformer feast-kserve-predictor feast-kserve-c
 image_ref = $(IMAGE_PREFIX)/$(1):$(IMAGE_TAG)
 
 .PHONY: push upload-model
+
+# Prerequisites on the pinned tools only when they are the ones used (HELM=helm KUBECTL=kubectl:
+# the ones on the PATH, as the kind workflow's runner has them).
+HELM_DEP = $(filter $(TOOLS_BIN)/%,$(HELM))
+KUBECTL_DEP = $(filter $(TOOLS_BIN)/%,$(KUBECTL))
 
 images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,predictor,collocated}:IMAGE_TAG
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
