@@ -257,6 +257,13 @@ def checksummed_configmaps(objs: list[v.Obj]) -> dict[str, set[str]]:
     return out
 
 
+def _where(where: str, names: dict[str, str]) -> str:
+    """A pod source's "Kind/name[.component]" with the canonical name."""
+    kind, _, rest = where.partition("/")
+    name, dot, component = rest.partition(".")
+    return f"{kind}/{names.get(name, name)}{dot}{component}"
+
+
 def compare(helm_objs: list[v.Obj], kust_objs: list[v.Obj]) -> list[str]:
     h_names, k_names = helm_names(helm_objs), kustomize_names(kust_objs)
     h, k = normalise(helm_objs, h_names), normalise(kust_objs, k_names)
@@ -285,7 +292,7 @@ def compare(helm_objs: list[v.Obj], kust_objs: list[v.Obj]) -> list[str]:
             (
                 s
                 for s in v.pod_sources(kust_objs)
-                if _rename(s.where, k_names) == _rename(where, h_names)
+                if _where(s.where, k_names) == _where(where, h_names)
             ),
             None,
         )
