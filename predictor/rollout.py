@@ -31,6 +31,14 @@ Completion is judged by revision names, per command: the new revision exists and
 ``latestRolledoutRevision``; a rollback is done when the rolled-out revision has 100 % and the
 route is ready, even if the canary revision never became ready (that is why one rolls back).
 
+Field ownership: every patch is sent with the field manager ``feast-kserve-rollout``
+(``--field-manager``), so ``metadata.managedFields`` names the CLI as the owner of the two fields
+it sets (``spec.predictor.canaryTrafficPercent``, ``spec.predictor.model.storageUri``). On an
+InferenceService that a Helm release manages, the CLI says so before patching and prints the
+``helm upgrade`` that carries the same rollout into the release: Helm 4 applies server-side, and
+a later upgrade that renders other values for those fields conflicts with this manager
+(``--force-conflicts`` would put the chart's values back, undoing the rollout).
+
 Every change is a JSON merge patch (``application/merge-patch+json``, the content type
 ``CustomObjectsApi.patch_namespaced_custom_object`` sends for an object body in kubernetes
 client 29 and later; a test pins it). The builders of the patch bodies are pure
@@ -55,6 +63,13 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 DEFAULT_NAME = "click-model"
 DEFAULT_NAMESPACE = "feast-inference"
+FIELD_MANAGER = "feast-kserve-rollout"
+# The fields the CLI patches, as managedFields spells them.
+ROLLOUT_FIELDS = {
+    "spec.predictor.canaryTrafficPercent": ("f:spec", "f:predictor", "f:canaryTrafficPercent"),
+    "spec.predictor.model.storageUri": ("f:spec", "f:predictor", "f:model", "f:storageUri"),
+}
+HELM_CHART_HINT = "helm/feast-kserve"
 COMPONENTS = ("predictor", "transformer", "explainer")
 
 EXIT_OK = 0
@@ -418,6 +433,80 @@ def rollout_notice(
     )
 
 
+def field_owners(isvc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """For each field the CLI patches: the field managers that own it ("name (Operation)")."""
+    owners: dict[str, list[str]] = {name: [] for name in ROLLOUT_FIELDS}
+    for entry in (isvc.get("metadata") or {}).get("managedFields") or []:
+        fields = entry.get("fieldsV1") or {}
+        for name, path in ROLLOUT_FIELDS.items():
+            node: Any = fields
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is not None:
+                owners[name].append(f"{entry.get('manager', '?')} ({entry.get('operation', '?')})")
+    return owners
+
+
+def helm_equivalent(
+    release: str, namespace: str, action: str, model_uri: str | None, percent: int | None
+) -> str:
+    """The ``helm upgrade`` that makes the release render what the CLI patch sets."""
+    sets = {
+        "canary": (
+            ["inferenceService.canary.enabled=true"]
+            + ([f"inferenceService.canary.storageUri={model_uri}"] if model_uri else [])
+            + [f"inferenceService.canary.trafficPercent={percent}"]
+        ),
+        "promote": (
+            ([f"inferenceService.predictor.storageUri={model_uri}"] if model_uri else [])
+            + ["inferenceService.canary.enabled=false"]
+        ),
+        "rollback": ["inferenceService.canary.trafficPercent=0"],
+    }[action]
+    flags = " ".join(f"--set {s}" for s in sets)
+    return (
+        f"helm upgrade {release} {HELM_CHART_HINT} -n {namespace} --reset-then-reuse-values {flags}"
+    )
+
+
+def helm_notice(
+    isvc: Mapping[str, Any],
+    action: str,
+    body: Mapping[str, Any],
+    model_uri: str | None,
+    percent: int | None,
+) -> str | None:
+    """What a patch means for the Helm release that manages ``isvc``; None when none does."""
+    meta = isvc.get("metadata") or {}
+    ann = meta.get("annotations") or {}
+    release = ann.get("meta.helm.sh/release-name")
+    if not release:
+        return None
+    namespace = ann.get("meta.helm.sh/release-namespace") or meta.get("namespace", "")
+    pred = (body.get("spec") or {}).get("predictor") or {}
+    touched = [
+        name
+        for name in ROLLOUT_FIELDS
+        if (name.endswith("canaryTrafficPercent") and "canaryTrafficPercent" in pred)
+        or (name.endswith("storageUri") and "storageUri" in (pred.get("model") or {}))
+    ]
+    owners = field_owners(isvc)
+    held = "; ".join(f"{n}: {', '.join(owners[n]) or 'no manager yet'}" for n in touched)
+    if action == "promote" and not model_uri:
+        model_uri = (
+            ((isvc.get("spec") or {}).get("predictor") or {}).get("model", {}).get("storageUri")
+        )
+    return (
+        f"InferenceService {namespace}/{meta.get('name')} belongs to Helm release {release!r}. "
+        f"After this patch field manager {FIELD_MANAGER!r} owns {', '.join(touched)} "
+        f"(now: {held}). A later `helm upgrade` rendering other values for them fails with a "
+        "server-side apply conflict (Helm 4), and with --force-conflicts puts the chart's "
+        "values back, undoing this rollout. Carry it into the release instead (same values: "
+        f"no conflict, Helm co-owns them): "
+        f"{helm_equivalent(release, namespace, action, model_uri, percent)}"
+    )
+
+
 # --------------------------------------------------------------------------- client layer
 
 
@@ -470,8 +559,9 @@ class _NoApiException(Exception):
 class IsvcClient:
     """get/patch one InferenceService; Kubernetes API errors become :class:`RolloutError`."""
 
-    def __init__(self, api: Any, name: str, namespace: str):
+    def __init__(self, api: Any, name: str, namespace: str, field_manager: str = FIELD_MANAGER):
         self.api, self.name, self.namespace = api, name, namespace
+        self.field_manager = field_manager
 
     def _call(self, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
         api_exception = _api_exception_type()
@@ -514,6 +604,7 @@ class IsvcClient:
                 PLURAL,
                 self.name,
                 dict(body),
+                field_manager=self.field_manager,
             ),
         )
 
@@ -595,6 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", default=DEFAULT_NAMESPACE, help="namespace [%(default)s]"
     )
     common.add_argument("--context", default=None, help="kubeconfig context [current]")
+    common.add_argument(
+        "--field-manager",
+        default=FIELD_MANAGER,
+        help="server-side field manager recorded for the patched fields [%(default)s]",
+    )
 
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument(
@@ -676,8 +772,10 @@ def main(
             api if api is not None else load_custom_objects_api(args.context),
             args.name,
             args.namespace,
+            args.field_manager,
         )
-        before = summarize(client.get())
+        current = client.get()
+        before = summarize(current)
         if plan is None:
             if args.json:
                 print(json.dumps(status_json(before), indent=2), file=out)
@@ -690,6 +788,9 @@ def main(
         notice = rollout_notice(before, args.command, model_uri, expected)
         if notice:
             say(f"{notice[0]}: {notice[1]}")
+        helm = helm_notice(current, args.command, body, model_uri, expected)
+        if helm:
+            say(f"note: {helm}")
         new_revision = model_uri is not None and model_uri != before.storage_uri
         pred = before.component("predictor")
         previous_created = (pred.latest_created if pred else "") if new_revision else None

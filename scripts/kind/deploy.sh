@@ -22,10 +22,10 @@
 #      synthetic data, Feast, both frameworks; each metadata.json carries a content-derived
 #      version, e.g. sklearn-4c93a1bee4fb / xgboost-..., which the transformer returns as
 #      `model_version`);
-#   2. the PVC `click-model-models` (RWO, kind's local-path StorageClass) is created in the
-#      namespace and a short-lived pod of the predictor image (already `kind load`ed, no pull)
-#      mounts it; the two model directories are streamed in with `tar | kubectl exec python`
-#      (python's tarfile: no tar binary needed in the image), then the pod is deleted;
+#   2. `make upload-model MODEL=sklearn` and `MODEL=xgboost` (scripts/upload-model.sh, the
+#      README's commands): the PVC `click-model-models` (RWO, kind's local-path StorageClass)
+#      is created if missing and a short-lived pod of the predictor image (already
+#      `kind load`ed, no pull) receives each directory, then is deleted;
 #   3. the InferenceService uses storageUri pvc://click-model-models/sklearn (version 1);
 #      the canary test and `make canary` switch to pvc://click-model-models/xgboost — a
 #      second model version with a different `model_version`, so the share of requests each
@@ -48,7 +48,6 @@ VALUES="${HELM_VALUES:-${CHART}/ci/serverless-values.yaml}"
 SKIP_MODELS=0
 MODEL_PVC="${MODEL_PVC:-click-model-models}"
 MODELS_DIR="${MODELS_DIR:-${REPO_ROOT}/models}"
-PREDICTOR_IMAGE="${IMAGE_PREFIX:-kind.local}/feast-kserve-predictor:${IMAGE_TAG:-dev}"
 ISVC_TIMEOUT="${ISVC_TIMEOUT:-900s}"
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; }
@@ -112,79 +111,21 @@ ensure_local_models() {
   done
 }
 
+# The README's sequence (same make targets), against the kind context: models into the PVC
+# with the kind-loaded predictor image, chart dependencies.
+make_() { make -C "${REPO_ROOT}" HELM=helm KUBECTL=kubectl KUBE_CONTEXT="${KUBE_CONTEXT}" HELM_NAMESPACE="${ISVC_NAMESPACE}" \
+  MODEL_STORE_PVC="${MODEL_PVC}" IMAGE_PREFIX="${IMAGE_PREFIX:-kind.local}" IMAGE_TAG="${IMAGE_TAG:-dev}" "$@"; }
+
 load_models_into_pvc() {
-  log "creating PVC ${MODEL_PVC} and copying models/{sklearn,xgboost} into it"
-  k apply -f - <<EOF
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: ${MODEL_PVC}
-  namespace: ${ISVC_NAMESPACE}
-  labels:
-    app.kubernetes.io/part-of: feast-kserve-e2e
-spec:
-  accessModes: [ReadWriteOnce]
-  resources:
-    requests:
-      storage: 1Gi
-EOF
-  k delete pod model-loader -n "${ISVC_NAMESPACE}" --ignore-not-found --wait=true --timeout=120s
-  k apply -f - <<EOF
-apiVersion: v1
-kind: Pod
-metadata:
-  name: model-loader
-  namespace: ${ISVC_NAMESPACE}
-  labels:
-    app.kubernetes.io/part-of: feast-kserve-e2e
-spec:
-  restartPolicy: Never
-  securityContext:
-    runAsNonRoot: true
-    runAsUser: 10001
-    runAsGroup: 10001
-    fsGroup: 10001
-    seccompProfile: {type: RuntimeDefault}
-  containers:
-    - name: loader
-      image: ${PREDICTOR_IMAGE}
-      imagePullPolicy: IfNotPresent
-      command: ["python", "-c", "import time; time.sleep(3600)"]
-      securityContext:
-        allowPrivilegeEscalation: false
-        capabilities: {drop: [ALL]}
-      volumeMounts:
-        - {name: models, mountPath: /mnt/pvc}
-  volumes:
-    - name: models
-      persistentVolumeClaim: {claimName: ${MODEL_PVC}}
-EOF
-  k wait --for=condition=Ready pod/model-loader -n "${ISVC_NAMESPACE}" --timeout=180s
-  # Stream both model directories in; extract with python (filter="data" where available).
-  tar -C "${MODELS_DIR}" -cf - sklearn xgboost |
-    k exec -i -n "${ISVC_NAMESPACE}" model-loader -- python -c '
-import sys, tarfile
-with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
-    try:
-        tar.extractall("/mnt/pvc", filter="data")
-    except TypeError:  # Python without extraction filters
-        tar.extractall("/mnt/pvc")
-'
-  k exec -n "${ISVC_NAMESPACE}" model-loader -- python -c '
-import json, sys
-for fw in ("sklearn", "xgboost"):
-    with open(f"/mnt/pvc/{fw}/metadata.json") as f:
-        print(f"pvc://{sys.argv[1]}/{fw}: version", json.load(f)["version"])
-' "${MODEL_PVC}"
-  k delete pod model-loader -n "${ISVC_NAMESPACE}" --wait=true --timeout=120s
+  log "uploading models/{sklearn,xgboost} into PVC ${MODEL_PVC} (make upload-model)"
+  make_ upload-model MODEL=sklearn
+  make_ upload-model MODEL=xgboost
 }
 
 deploy_helm() {
   [[ -f "${CHART}/Chart.yaml" ]] || die "chart ${CHART} not found"
   [[ -f "${VALUES}" ]] || die "values file ${VALUES} not found"
-  if grep -q '^dependencies:' "${CHART}/Chart.yaml"; then
-    helm dependency build "${CHART}"
-  fi
+  make_ helm-deps
   local fit=()
   if [[ "${KIND_FIT:-1}" == "1" ]]; then
     fit=(
@@ -211,7 +152,7 @@ deploy_helm() {
   log "helm upgrade --install ${RELEASE} ${CHART} -f ${VALUES} ${fit[*]} ${HELM_EXTRA_ARGS:-}"
   # shellcheck disable=SC2086 # HELM_EXTRA_ARGS is a list of flags on purpose
   h upgrade --install "${RELEASE}" "${CHART}" --namespace "${ISVC_NAMESPACE}" \
-    -f "${VALUES}" "${fit[@]}" --timeout 10m ${HELM_EXTRA_ARGS:-}
+    --create-namespace -f "${VALUES}" "${fit[@]}" --timeout "${HELM_TIMEOUT:-15m}" ${HELM_EXTRA_ARGS:-}
 }
 
 deploy_kustomize() {
@@ -322,5 +263,9 @@ case "${MODE}" in
   kustomize) deploy_kustomize ;;
 esac
 wait_for_isvc
+if [[ "${MODE}" == helm ]]; then
+  log "helm test ${RELEASE} (one v2 inference through the transformer)"
+  h test "${RELEASE}" --namespace "${ISVC_NAMESPACE}" --timeout "${HELM_TIMEOUT:-15m}" --logs
+fi
 smoke_and_write_env
 k get inferenceservice "${ISVC_NAME}" -n "${ISVC_NAMESPACE}"

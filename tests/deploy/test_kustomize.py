@@ -25,6 +25,7 @@ EXPECTED_MODE = {
     "standard": "Standard",
     "canary": "Knative",
     "kind": "Knative",
+    "collocated": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
@@ -99,6 +100,8 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
     assert {re.sub(r"-[a-z0-9]{10}$", "", n) for n in generated} == {
         "redis-config",
         "feast-bootstrap",
+        "feast-feature-store",
+        "feast-registry",
         "redis-auth",
     }
 
@@ -116,13 +119,22 @@ def test_serverless_overlay_autoscales_with_knative() -> None:
         assert int(cann["autoscaling.knative.dev/target"]) >= 1
         assert spec["minReplicas"] >= 0 and spec["maxReplicas"] >= 2
         assert "scaleMetric" not in spec, "HPA fields do not belong to Knative mode"
-    objs = objects("overlays/serverless")
-    knative = [
-        o
-        for o in objs
-        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "click-model-knative"
-    ]
-    assert knative, "Knative's activator/gateway must be admitted in Serverless mode"
+    # Knative's activator/gateway are admitted to both components (in their own policies,
+    # as the chart renders them); Standard mode admits the ingress controller instead.
+    for comp in ("predictor", "transformer"):
+        assert "knative-serving" in knative_admitted(objects("overlays/serverless"), comp)
+        assert "knative-serving" not in knative_admitted(objects("overlays/standard"), comp)
+
+
+def knative_admitted(objs: list[v.Obj], comp: str) -> set[str]:
+    (policy,) = [o for o in objs if v.ident(o) == f"NetworkPolicy/click-model-{comp}"]
+    return {
+        name
+        for rule in policy["spec"]["ingress"]
+        for peer in rule["from"]
+        for expr in peer.get("namespaceSelector", {}).get("matchExpressions", [])
+        for name in expr["values"]
+    }
 
 
 def test_standard_overlay_uses_hpa_with_pdbs() -> None:
@@ -140,7 +152,6 @@ def test_standard_overlay_uses_hpa_with_pdbs() -> None:
         "click-model-transformer",
         "feast-feature-server",
     }
-    assert not [o for o in objs if o["metadata"]["name"] == "click-model-knative"]
 
 
 def test_canary_overlay_is_serverless_plus_a_second_model_version() -> None:
@@ -219,3 +230,33 @@ def test_kind_overlay_matches_the_kind_e2e_workflow() -> None:
         for o in objs
         if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["name"] == "click-model-models"
     ]
+
+
+def test_collocated_overlay_is_the_transformer_scoring_the_model() -> None:
+    """overlays/collocated: one component (the transformer, as spec.predictor) with the
+    model frameworks' image and the model mounted from the same store; no predictor."""
+    serverless, collocated = objects("overlays/serverless"), objects("overlays/collocated")
+    gone = {v.ident(o) for o in serverless} - {v.ident(o) for o in collocated}
+    assert gone == {
+        "ServingRuntime/feast-click-predictor",
+        "ServiceAccount/click-model-predictor",
+        "NetworkPolicy/click-model-predictor",
+    }, gone
+    before = next(o for o in serverless if o["kind"] == "InferenceService")["spec"]
+    spec = next(o for o in collocated if o["kind"] == "InferenceService")["spec"]
+    assert set(spec) == {"predictor"}
+    (c,) = spec["predictor"]["containers"]
+    assert c["image"] == "kind.local/feast-kserve-collocated:0.1.0"
+    assert " ".join(c["args"]).count("--collocated_model_dir /mnt/models") == 1
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["STORAGE_URI"] == before["predictor"]["model"]["storageUri"]
+    assert not [k for k in env if k.startswith("TRANSFORMER_PREDICTOR_")]
+    # Everything else is the transformer as the serverless overlay deploys it.
+    trans = before["transformer"]
+    (tc,) = trans.pop("containers")
+    pred = dict(spec["predictor"])
+    pred.pop("containers")
+    assert pred == trans
+    for key in ("image", "args", "env"):
+        tc.pop(key), c.pop(key)
+    assert c == tc

@@ -5,8 +5,8 @@ On a first install the transformer (waiting for its feature service), the featur
 the bootstrap Job's `feast apply` all talk to one `feast serve_registry`. A file registry keeps
 an apply's objects in memory until the final commit, and a read with allow_cache=False in
 between reloads the file and drops them: the apply exits 0 and leaves an empty or partial
-registry. The registry here is the one in manifests/base/feast/registry-server.yaml (the Helm
-chart renders the same; tests/deploy checks that they agree)."""
+registry. The registry here is configured as manifests/base/feast/registry-server.feature_store.yaml
+configures it (the Helm chart renders the same; tests/deploy/test_parity.py checks they agree)."""
 
 from __future__ import annotations
 
@@ -26,17 +26,14 @@ from devtools import stack
 
 pytestmark = pytest.mark.integration
 
-MANIFEST = stack.ROOT / "manifests" / "base" / "feast" / "registry-server.yaml"
+# The registry server's feature_store.yaml, as the kustomize base generates its ConfigMap
+# (tests/deploy/test_parity.py keeps the chart's equal to it).
+MANIFEST = stack.ROOT / "manifests" / "base" / "feast" / "registry-server.feature_store.yaml"
 FEAST = [sys.executable, "-m", "feast.cli.cli"]
 
 
 def manifest_registry_config() -> dict[str, Any]:
-    (cm,) = [
-        o
-        for o in yaml.safe_load_all(MANIFEST.read_text())
-        if o and o["kind"] == "ConfigMap" and o["metadata"]["name"] == "feast-registry-server"
-    ]
-    return yaml.safe_load(cm["data"]["feature_store.yaml"])
+    return yaml.safe_load(MANIFEST.read_text())
 
 
 def with_path_under(config: dict[str, Any], tmp: Path) -> dict[str, Any]:

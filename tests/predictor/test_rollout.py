@@ -449,7 +449,7 @@ def test_cli_canary_sends_merge_patch_and_waits_for_the_split() -> None:
         "inferenceservices",
         NAME,
         {"spec": {"predictor": {"canaryTrafficPercent": 20, "model": {"storageUri": V2_URI}}}},
-        {},
+        {"field_manager": "feast-kserve-rollout"},
     )
     # one GET before the patch, then polls: stale, pending, done
     assert [c[0] for c in api.calls] == ["get", "patch", "get", "get", "get"]
@@ -710,6 +710,104 @@ def test_module_import_is_cheap_and_side_effect_free() -> None:
                 assert not any(isinstance(n, ast.Call) for n in ast.walk(node.value))
 
 
+# --------------------------------------------------------------------------- Helm ownership
+
+
+def helm_managed(isvc: dict[str, Any], *, cli_owns_uri: bool = False) -> dict[str, Any]:
+    """``isvc`` as a Helm 4 release leaves it: release annotations and managedFields where
+    Helm's server-side apply owns storageUri (or the CLI does, after an earlier patch)."""
+    isvc = copy.deepcopy(isvc)
+    isvc["metadata"]["annotations"] = {
+        "meta.helm.sh/release-name": "feast-kserve",
+        "meta.helm.sh/release-namespace": NS,
+    }
+    uri = {"f:spec": {"f:predictor": {"f:model": {"f:storageUri": {}}}}}
+    isvc["metadata"]["managedFields"] = [
+        {
+            "manager": "helm",
+            "operation": "Apply",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:predictor": {"f:minReplicas": {}}}} if cli_owns_uri else uri,
+        },
+        *(
+            [{"manager": "feast-kserve-rollout", "operation": "Update", "fieldsV1": uri}]
+            if cli_owns_uri
+            else []
+        ),
+    ]
+    return isvc
+
+
+def test_field_owners_reads_managed_fields() -> None:
+    owners = rollout.field_owners(helm_managed(make_isvc(STABLE_V1)))
+    assert owners == {
+        "spec.predictor.canaryTrafficPercent": [],
+        "spec.predictor.model.storageUri": ["helm (Apply)"],
+    }
+    owners = rollout.field_owners(helm_managed(make_isvc(STABLE_V1), cli_owns_uri=True))
+    assert owners["spec.predictor.model.storageUri"] == ["feast-kserve-rollout (Update)"]
+    assert rollout.field_owners(make_isvc(STABLE_V1)) == {key: [] for key in rollout.ROLLOUT_FIELDS}
+
+
+@pytest.mark.parametrize(
+    ("argv", "helm_sets"),
+    [
+        (
+            ["canary", "--model-uri", V2_URI, "--percent", "20"],
+            "--set inferenceService.canary.enabled=true "
+            f"--set inferenceService.canary.storageUri={V2_URI} "
+            "--set inferenceService.canary.trafficPercent=20",
+        ),
+        (
+            ["promote", "--model-uri", V2_URI],
+            f"--set inferenceService.predictor.storageUri={V2_URI} "
+            "--set inferenceService.canary.enabled=false",
+        ),
+        (["rollback"], "--set inferenceService.canary.trafficPercent=0"),
+    ],
+)
+def test_cli_on_a_helm_release_names_the_conflict_and_the_helm_upgrade_to_run(
+    argv: list[str], helm_sets: str
+) -> None:
+    api = FakeCustomObjectsApi(helm_managed(make_isvc(CANARY_20, canary=20)))
+    code, _out, err = run([*argv, "--no-wait"], api)
+    assert code == 0, err
+    assert "belongs to Helm release 'feast-kserve'" in err
+    assert "field manager 'feast-kserve-rollout' owns" in err
+    assert "conflict" in err and "--force-conflicts" in err
+    expected = (
+        f"helm upgrade feast-kserve helm/feast-kserve -n {NS} --reset-then-reuse-values {helm_sets}"
+    )
+    (note,) = [line for line in err.splitlines() if "belongs to Helm release" in line]
+    assert note.endswith(expected), note
+    if argv[0] != "rollback":  # storageUri is patched: Helm is its current owner
+        assert "spec.predictor.model.storageUri: helm (Apply)" in err
+    (patch,) = api.patches()
+    assert patch[-1] == {"field_manager": "feast-kserve-rollout"}
+
+
+def test_cli_promote_without_uri_on_a_helm_release_carries_the_current_model() -> None:
+    api = FakeCustomObjectsApi(helm_managed(make_isvc(CANARY_20, canary=20, uri=V2_URI)))
+    code, _out, err = run(["promote", "--no-wait"], api)
+    assert code == 0, err
+    assert f"--set inferenceService.predictor.storageUri={V2_URI} " in err
+
+
+def test_cli_without_helm_says_nothing_about_helm() -> None:
+    api = FakeCustomObjectsApi(make_isvc(CANARY_20, canary=20))
+    code, _out, err = run(["rollback", "--no-wait"], api)
+    assert code == 0, err
+    assert "helm" not in err.lower()
+
+
+def test_cli_field_manager_can_be_named() -> None:
+    api = FakeCustomObjectsApi(make_isvc(CANARY_20, canary=20))
+    code, _out, err = run(["rollback", "--no-wait", "--field-manager", "ops-oncall"], api)
+    assert code == 0, err
+    (patch,) = api.patches()
+    assert patch[-1] == {"field_manager": "ops-oncall"}
+
+
 # --------------------------------------------------------------------------- real client
 
 
@@ -732,7 +830,7 @@ class _FakeApiServer(BaseHTTPRequestHandler):
             (self.command, self.path, self.headers.get("Content-Type", ""), body)
         )
         expected = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/{NAME}"
-        if self.path != expected or type(self).isvc is None:
+        if self.path.partition("?")[0] != expected or type(self).isvc is None:
             self._send(
                 404,
                 {
@@ -785,7 +883,10 @@ def test_real_client_sends_merge_patch_with_json_null(
     assert code == 0, err
     method, path, content_type, body = handler.requests[-1]
     assert method == "PATCH"
+    path, _, query = path.partition("?")
     assert path.endswith(f"/namespaces/{NS}/inferenceservices/{NAME}")
+    # the API server records the CLI as the owner of the fields it set (managedFields)
+    assert query == "fieldManager=feast-kserve-rollout"
     assert content_type == "application/merge-patch+json"
     assert json.loads(body) == {"spec": {"predictor": {"canaryTrafficPercent": None}}}
     assert b"null" in body
