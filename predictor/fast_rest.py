@@ -62,7 +62,8 @@ def parse_request(body: Any, model_name: str) -> InferRequest:
     """A v2 JSON request (already decoded) → InferRequest, checking its structure."""
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
-    unknown = set(body) - {"id", "inputs", "outputs", "parameters"}
+    # model_name: KServe's InferenceRESTClient sends it (ignored: the path names the model)
+    unknown = set(body) - {"id", "inputs", "outputs", "parameters", "model_name"}
     if unknown:
         raise _fail("body", f"unexpected fields {sorted(unknown)}")
     inputs = body.get("inputs")

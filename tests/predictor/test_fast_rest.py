@@ -275,3 +275,10 @@ def test_the_served_version_is_the_unversioned_route():
 def test_a_versioned_path_of_an_unknown_model_is_the_model_404():
     r = _post(_app_with_fast_infer(), "/v2/models/nope/versions/1/infer", {"inputs": [X]})
     assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+def test_the_model_name_kserves_client_sends_in_the_body_is_accepted():
+    r = _post(
+        _app_with_fast_infer(), "/v2/models/echo/infer", {"model_name": "echo", "inputs": [X]}
+    )
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 2]

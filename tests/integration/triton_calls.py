@@ -1,0 +1,127 @@
+"""tritonclient calls, run in a worker process of their own (``test_v2_clients.py``).
+
+tritonclient.grpc and kserve each register the v2 protos (package ``inference``) in
+protobuf's default descriptor pool, so they cannot be imported into one process: a user's
+client process has only tritonclient, and so does this worker. Nothing here imports kserve
+or the project. Every function returns plain values (arrays, dicts, booleans) or
+``Failure`` for a client exception, so the results cross the process boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Inputs = list[tuple[str, str, np.ndarray]]  # (name, datatype, values)
+
+
+@dataclass
+class Failure:
+    status: str
+    message: str
+
+
+def _failure(e: Exception) -> Failure:
+    return Failure(str(e.status()), str(e.message()))  # type: ignore[attr-defined]
+
+
+def http_infer(
+    addr: str, model: str, inputs: Inputs, outputs: list[str], mode: str, version: str = ""
+) -> dict[str, Any] | Failure:
+    """``mode``: "json" (JSON tensors both ways: tritonclient sends no content-type),
+    "json-in-binary-out" (its default outputs: all binary), "binary" (binary both ways)."""
+    import tritonclient.http as thttp
+    from tritonclient.utils import InferenceServerException
+
+    tensors = []
+    for name, dt, values in inputs:
+        t = thttp.InferInput(name, [len(values)], dt)
+        t.set_data_from_numpy(values, binary_data=mode == "binary")
+        tensors.append(t)
+    requested = (
+        [thttp.InferRequestedOutput(o, binary_data=False) for o in outputs]
+        if mode == "json"
+        else None
+    )
+    with thttp.InferenceServerClient(addr) as client:
+        try:
+            result = client.infer(model, tensors, model_version=version, outputs=requested)
+        except InferenceServerException as e:
+            return _failure(e)
+        return {
+            "outputs": {o: result.as_numpy(o) for o in outputs},
+            "model_name": result.get_response()["model_name"],
+        }
+
+
+def http_meta(addr: str, model: str, version: str) -> dict[str, Any]:
+    """Liveness, readiness and metadata as ``tritonclient.http`` sees them."""
+    import tritonclient.http as thttp
+    from tritonclient.utils import InferenceServerException
+
+    with thttp.InferenceServerClient(addr) as client:
+        out: dict[str, Any] = {
+            "live": client.is_server_live(),
+            "ready": client.is_server_ready(),
+            "model_ready": client.is_model_ready(model),
+            "version_ready": client.is_model_ready(model, model_version=version),
+            "other_version_ready": client.is_model_ready(model, model_version="7"),
+            "metadata": client.get_model_metadata(model),
+            "version_metadata": client.get_model_metadata(model, model_version=version),
+        }
+        try:
+            out["other_version_metadata"] = client.get_model_metadata(model, model_version="7")
+        except InferenceServerException as e:
+            out["other_version_metadata"] = _failure(e)
+        return out
+
+
+def grpc_infer(
+    addr: str, model: str, inputs: Inputs, outputs: list[str], version: str = ""
+) -> dict[str, Any] | Failure:
+    import tritonclient.grpc as tgrpc
+    from tritonclient.utils import InferenceServerException
+
+    tensors = []
+    for name, dt, values in inputs:
+        t = tgrpc.InferInput(name, [len(values)], dt)
+        t.set_data_from_numpy(values)
+        tensors.append(t)
+    with tgrpc.InferenceServerClient(addr) as client:
+        try:
+            result = client.infer(model, tensors, model_version=version)
+        except InferenceServerException as e:
+            return _failure(e)
+        return {
+            "outputs": {o: result.as_numpy(o) for o in outputs},
+            "model_name": result.get_response().model_name,
+        }
+
+
+def grpc_meta(addr: str, model: str, version: str) -> dict[str, Any]:
+    """Liveness, readiness and metadata as ``tritonclient.grpc`` sees them; other versions."""
+    import tritonclient.grpc as tgrpc
+    from tritonclient.utils import InferenceServerException
+
+    with tgrpc.InferenceServerClient(addr) as client:
+        out: dict[str, Any] = {
+            "live": client.is_server_live(),
+            "ready": client.is_server_ready(),
+            "model_ready": client.is_model_ready(model),
+            "version_ready": client.is_model_ready(model, model_version=version),
+            "metadata": client.get_model_metadata(model, as_json=True),
+            "version_metadata": client.get_model_metadata(
+                model, model_version=version, as_json=True
+            ),
+        }
+        for key, call in {
+            "other_version_ready": lambda: client.is_model_ready(model, model_version="7"),
+            "other_version_metadata": lambda: client.get_model_metadata(model, "7"),
+        }.items():
+            try:
+                out[key] = call()
+            except InferenceServerException as e:
+                out[key] = _failure(e)
+        return out
