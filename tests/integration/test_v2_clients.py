@@ -32,6 +32,15 @@ PREDICTOR_OUTPUTS = ["probability", "model_version"]
 NP = {"INT64": np.int64, "INT32": np.int32, "FP64": np.float64, "FP32": np.float32, "BOOL": bool}
 
 
+def json_body(inputs: list[tuple[str, str, np.ndarray]]) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": n, "datatype": dt, "shape": [len(v)], "data": v.tolist()}
+            for n, dt, v in inputs
+        ]
+    }
+
+
 @dataclass
 class Target:
     name: str
@@ -58,13 +67,9 @@ class Target:
 
     def reference(self, inputs: list[tuple[str, str, np.ndarray]]) -> dict[str, list[Any]]:
         """The outputs of the same request as plain JSON with ``application/json``."""
-        body = {
-            "inputs": [
-                {"name": n, "datatype": dt, "shape": [len(v)], "data": v.tolist()}
-                for n, dt, v in inputs
-            ]
-        }
-        r = httpx.post(f"http://{self.http}/v2/models/{MODEL}/infer", json=body, timeout=30)
+        r = httpx.post(
+            f"http://{self.http}/v2/models/{MODEL}/infer", json=json_body(inputs), timeout=30
+        )
         assert r.status_code == 200, r.text
         return {o["name"]: o["data"] for o in r.json()["outputs"]}
 
@@ -111,12 +116,7 @@ def assert_same(got: dict[str, np.ndarray], want: dict[str, list[Any]], n: int) 
 )
 def test_a_json_body_without_a_json_content_type_is_served(target, headers):
     inputs = target.inputs(64)
-    body = {
-        "inputs": [
-            {"name": n, "datatype": dt, "shape": [len(v)], "data": v.tolist()}
-            for n, dt, v in inputs
-        ]
-    }
+    body = json_body(inputs)
     for path in (
         f"/v2/models/{MODEL}/infer",
         f"/v2/models/{MODEL}/versions/{target.version}/infer",
@@ -133,14 +133,7 @@ def test_versioned_paths_serve_the_served_version_and_404_others_without_a_trace
     assert target.log is not None
     seen = target.log.stat().st_size  # other tests' requests log their own errors before this
     base = f"http://{target.http}/v2/models/{MODEL}/versions"
-    body = orjson.dumps(
-        {
-            "inputs": [
-                {"name": n, "datatype": dt, "shape": [1], "data": v.tolist()}
-                for n, dt, v in target.inputs(1)
-            ]
-        }
-    )
+    body = orjson.dumps(json_body(target.inputs(1)))
     assert httpx.get(f"{base}/{target.version}").json()["versions"] == [target.version]
     assert httpx.get(f"{base}/{target.version}/ready").json()["ready"] is True
     assert httpx.post(f"{base}/{target.version}/infer", content=body).status_code == 200

@@ -56,26 +56,36 @@ def http_infer(
         }
 
 
-def http_meta(addr: str, model: str, version: str) -> dict[str, Any]:
-    """Liveness, readiness and metadata as ``tritonclient.http`` sees them."""
-    import tritonclient.http as thttp
+def _meta(client: Any, model: str, version: str, **metadata_kw: Any) -> dict[str, Any]:
+    """Liveness, readiness and metadata as a tritonclient client sees them; version "7" is
+    one the servers do not serve."""
     from tritonclient.utils import InferenceServerException
 
-    with thttp.InferenceServerClient(addr) as client:
-        out: dict[str, Any] = {
-            "live": client.is_server_live(),
-            "ready": client.is_server_ready(),
-            "model_ready": client.is_model_ready(model),
-            "version_ready": client.is_model_ready(model, model_version=version),
-            "other_version_ready": client.is_model_ready(model, model_version="7"),
-            "metadata": client.get_model_metadata(model),
-            "version_metadata": client.get_model_metadata(model, model_version=version),
-        }
+    def attempt(call: Any) -> Any:
         try:
-            out["other_version_metadata"] = client.get_model_metadata(model, model_version="7")
+            return call()
         except InferenceServerException as e:
-            out["other_version_metadata"] = _failure(e)
-        return out
+            return _failure(e)
+
+    return {
+        "live": client.is_server_live(),
+        "ready": client.is_server_ready(),
+        "model_ready": client.is_model_ready(model),
+        "version_ready": client.is_model_ready(model, model_version=version),
+        "other_version_ready": attempt(lambda: client.is_model_ready(model, model_version="7")),
+        "metadata": client.get_model_metadata(model, **metadata_kw),
+        "version_metadata": client.get_model_metadata(model, version, **metadata_kw),
+        "other_version_metadata": attempt(
+            lambda: client.get_model_metadata(model, "7", **metadata_kw)
+        ),
+    }
+
+
+def http_meta(addr: str, model: str, version: str) -> dict[str, Any]:
+    import tritonclient.http as thttp
+
+    with thttp.InferenceServerClient(addr) as client:
+        return _meta(client, model, version)
 
 
 def grpc_infer(
@@ -101,27 +111,7 @@ def grpc_infer(
 
 
 def grpc_meta(addr: str, model: str, version: str) -> dict[str, Any]:
-    """Liveness, readiness and metadata as ``tritonclient.grpc`` sees them; other versions."""
     import tritonclient.grpc as tgrpc
-    from tritonclient.utils import InferenceServerException
 
     with tgrpc.InferenceServerClient(addr) as client:
-        out: dict[str, Any] = {
-            "live": client.is_server_live(),
-            "ready": client.is_server_ready(),
-            "model_ready": client.is_model_ready(model),
-            "version_ready": client.is_model_ready(model, model_version=version),
-            "metadata": client.get_model_metadata(model, as_json=True),
-            "version_metadata": client.get_model_metadata(
-                model, model_version=version, as_json=True
-            ),
-        }
-        for key, call in {
-            "other_version_ready": lambda: client.is_model_ready(model, model_version="7"),
-            "other_version_metadata": lambda: client.get_model_metadata(model, "7"),
-        }.items():
-            try:
-                out[key] = call()
-            except InferenceServerException as e:
-                out[key] = _failure(e)
-        return out
+        return _meta(client, model, version, as_json=True)

@@ -215,8 +215,14 @@ BODY = orjson.dumps({"inputs": [X]})
 
 @pytest.mark.parametrize(
     "ctype",
-    [None, "", "application/x-www-form-urlencoded", "text/plain", "application/json; charset=utf-8"]
-    + ["application/octet-stream"],
+    [
+        None,
+        "",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/json; charset=utf-8",
+        "application/octet-stream",
+    ],
 )
 def test_a_json_body_is_a_json_request_whatever_the_declared_type(ctype):
     """tritonclient sends no content-type, ``curl -d`` a form type: the fast path answers."""
