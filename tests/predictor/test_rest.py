@@ -25,6 +25,10 @@ def app():
     async def infer_versioned(body: Body):
         return {"ok": len(body.inputs)}
 
+    @a.post("/v1/models/m:predict")
+    async def predict(body: dict):
+        return {"ok": len(body["instances"])}
+
     @a.post("/other")
     async def other():
         return {"ok": True}
@@ -86,3 +90,12 @@ def test_validation_errors_are_400_with_the_field():
     assert r.status_code == 400 and "inputs" in r.json()["error"]
     r = app().post("/v2/models/m/infer", content=b"{", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+
+def test_a_v1_json_body_under_curls_form_type_is_served():
+    r = app().post(
+        "/v1/models/m:predict",
+        content=b'{"instances": [[1], [2], [3]]}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.json() == {"ok": 3}
