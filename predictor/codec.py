@@ -7,6 +7,7 @@ KServe turns into HTTP 400 / gRPC INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -238,6 +239,9 @@ RAW_DTYPES = {
 }
 
 
+_U32 = struct.Struct("<I").pack  # a BYTES element's length prefix
+
+
 def _utf8(v: Any) -> bytes:
     if isinstance(v, bytes):
         return v
@@ -252,12 +256,8 @@ def encode_raw(datatype: str, data: Any) -> bytes:
     (str elements as UTF-8). What Triton sends and ``tritonclient``'s ``as_numpy`` reads."""
     if datatype == "BYTES":
         items = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else data
-        parts = []
-        for v in items:
-            b = _utf8(v)
-            parts.append(len(b).to_bytes(4, "little"))
-            parts.append(b)
-        return b"".join(parts)
+        encoded = [v.encode() if isinstance(v, str) else _utf8(v) for v in items]
+        return b"".join([_U32(len(b)) + b for b in encoded])
     dtype = RAW_DTYPES.get(datatype)
     if dtype is None:
         raise InvalidInput(f"unknown datatype '{datatype}'")
