@@ -489,15 +489,16 @@ def test_the_docs_list_every_steps_timeout() -> None:
 
 
 SCRIPT_WAIT = re.compile(
-    r"--timeout[= ](?P<a>\d+[sm])\b|--wait (?P<b>\d+[sm])\b|wait_deployments \S+ (?P<c>\d+s)"
-    r"|SECONDS \+ (?P<d>\d+)\)|ISVC_TIMEOUT:-(?P<e>\d+s)"
+    r"--timeout[= ]\"?(?:\$\{\w+:-)?(?P<a>\d+[sm])\b|--wait (?P<b>\d+[sm])\b"
+    r"|wait_deployments \S+ (?P<c>\d+s)|SECONDS \+ (?P<d>\d+)\)|ISVC_TIMEOUT:-(?P<e>\d+s)"
 )
 
 
 def script_waits() -> list[tuple[str, str]]:
-    """(script, timeout) of every literal wait in scripts/kind/*.sh (comments skipped)."""
+    """(script, timeout) of every wait in scripts/**/*.sh with a literal timeout or default
+    (``--timeout "${HELM_TIMEOUT:-15m}"``); comments skipped."""
     out = []
-    for path in sorted((REPO / "scripts" / "kind").glob("*.sh")):
+    for path in sorted((REPO / "scripts").rglob("*.sh")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.lstrip().startswith("#"):
                 continue
@@ -510,6 +511,8 @@ def script_waits() -> list[tuple[str, str]]:
 def test_every_script_wait_is_in_the_budget_table() -> None:
     waits = script_waits()
     assert ("up.sh", "10m") in waits and ("deploy.sh", "900s") in waits  # the parser works
+    line = 'h test x --timeout "${HELM_TIMEOUT:-15m}" --logs'
+    assert [m.group("a") for m in SCRIPT_WAIT.finditer(line)] == ["15m"]
     rows = [r for r in _doc_rows("Time budget") if len(r) == 3]
     for script, value in set(waits):
         wanted = waits.count((script, value))
