@@ -1,5 +1,6 @@
-"""Start a ``kserve.ModelServer`` with our HTTP layer: one error shape, the JSON content-type
-check, and the lean v2 infer route (``fast_rest``). Both servers start through here."""
+"""Start a ``kserve.ModelServer`` with our HTTP layer (one error shape, JSON bodies whatever
+the declared content-type, the lean v2 routes of ``fast_rest``) and our v2 gRPC service
+(``grpc_server``: raw outputs, model versions). Both servers start through here."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Protocol
 
 import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
-from kserve.model_server import app
+from kserve.model_server import app, args
 
-from predictor import fast_rest, rest
+from predictor import fast_rest, grpc_server, rest
 
 
 class ServerSettings(Protocol):
@@ -31,12 +32,18 @@ def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int
     server = kserve.ModelServer(
         http_port=settings.http_port,
         grpc_port=settings.grpc_port,
-        enable_grpc=settings.enable_grpc,
+        enable_grpc=False,  # ours below
         workers=workers,
         max_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
     )
     fast_rest.install(app, server.dataplane)
+    if settings.enable_grpc:
+        # ModelServer.start runs everything in ``servers``; ``_grpc_server`` is what it stops
+        server._grpc_server = grpc_server.Server(
+            settings.grpc_port, server.dataplane, server.model_repository_extension, vars(args)
+        )
+        server.servers.append(server._grpc_server.start(settings.grpc_threads))
     # Everything loaded so far (Feast's registry, the model, imports) lives as long as the
     # process: move it out of the collector's sight, so a full collection under load walks
     # only request garbage instead of stalling the event loop for ~100 ms.
