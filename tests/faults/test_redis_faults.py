@@ -1,0 +1,138 @@
+"""Redis killed, paused and stopped for good under steady load (c=8, ~160 req/s), on the
+real stack in cached mode: failures are 503/504 JSON within the store timeout, recovery is
+immediate once Redis answers, and the transformer stays up, live and ready throughout."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import serving
+from tests.faults.conftest import wait_ping
+from tests.faults.load import Load, Outcome, ok_rate
+from tests.integration.helpers import outputs, v2_body
+
+pytestmark = pytest.mark.faults
+
+URL = "/v2/models/click-model/infer"
+FAIL_BOUND_S = 0.5  # each failure answered within this (store timeout 0.3 s + the request)
+FIRST_OK_S = 0.2  # first 200 this soon after Redis answers PING
+FULL_RATE_S = 1.0  # full throughput this soon after Redis answers PING
+ROW = {
+    "user_id": 1,
+    "click_through_rate": 0.3,
+    "number_of_clicks": 50,
+    "average_page_duration": 20.0,
+    "sessions_last_7d": 5,
+    "days_since_signup": 99,
+    "conversion_rate": 0.05,
+}
+
+
+def body(rng: random.Random) -> dict:
+    """1-4 users of 1..300 (so cache hits and misses both happen), mixed request context."""
+    ids = rng.sample(range(1, 301), rng.randint(1, 4))
+    return v2_body(ids, hours=[rng.choice([9, 20])] * len(ids))
+
+
+@pytest.fixture
+def cached(aof_features, model_dir, tmp_path, redis_up):
+    with serving(aof_features, model_dir, tmp_path, "--mode", "cached") as (tr, pred, _):
+        yield tr, redis_up
+
+
+def check_outage(outcomes: list[Outcome], t_fault: float, t_ping: float) -> dict:
+    """The issue's targets for one outage; returns the measured numbers."""
+    assert all(o.status != 0 for o in outcomes), [o.error for o in outcomes if o.status == 0][:3]
+    bad = [o for o in outcomes if o.status != 200]
+    assert bad, "the fault caused no failure: it was not injected"
+    assert {o.status for o in bad} <= {503, 504}, {(o.status, o.error) for o in bad}
+    assert all(o.json_error for o in bad)
+    slowest = max(o.latency for o in bad)
+    assert slowest <= FAIL_BOUND_S, f"a failure took {slowest:.3f}s"
+    first_ok = min(o.end for o in outcomes if o.status == 200 and o.start >= t_ping)
+    assert first_ok - t_ping <= FIRST_OK_S, f"first 200 {first_ok - t_ping:.3f}s after PING"
+    # nothing started after recovery fails, and the rate is back within FULL_RATE_S
+    late = [o for o in bad if o.start >= t_ping + FIRST_OK_S]
+    assert not late, [(o.status, o.error, o.start - t_ping) for o in late][:3]
+    before = ok_rate(outcomes, t_fault - 3.0, t_fault)
+    after = ok_rate(outcomes, t_ping + FULL_RATE_S, t_ping + FULL_RATE_S + 2.0)
+    assert after >= 0.8 * before, f"{after:.0f} req/s after recovery, {before:.0f} before"
+    return {
+        "failed": len(bad),
+        "slowest_failure_s": round(slowest, 3),
+        "first_200_after_ping_s": round(first_ok - t_ping, 3),
+        "rate_before": round(before),
+        "rate_after": round(after),
+    }
+
+
+def test_redis_sigkill_and_restart_under_load(cached, record_property):
+    tr, redis = cached
+    with Load(tr.url, URL, body) as load:
+        time.sleep(4.0)
+        t_fault = time.monotonic()
+        redis.proc.send_signal(signal.SIGKILL)
+        redis.proc.wait()
+        time.sleep(2.0)
+        redis.restart()  # same port, same data dir: reloads the AOF
+        t_ping = wait_ping(redis)
+        time.sleep(3.5)
+    numbers = check_outage(load.outcomes, t_fault, t_ping)
+    record_property("redis_sigkill", numbers)
+    assert tr.proc.poll() is None  # the transformer never restarted
+    print("redis SIGKILL 2 s:", numbers)
+
+
+def test_redis_sigstop_5s_under_load(cached, record_property):
+    tr, redis = cached
+    with Load(tr.url, URL, body) as load:
+        time.sleep(3.0)
+        t_fault = time.monotonic()
+        redis.proc.send_signal(signal.SIGSTOP)
+        time.sleep(5.0)
+        redis.proc.send_signal(signal.SIGCONT)
+        t_ping = wait_ping(redis)
+        time.sleep(3.5)
+    numbers = check_outage(load.outcomes, t_fault, t_ping)
+    record_property("redis_sigstop", numbers)
+    assert tr.proc.poll() is None
+    print("redis SIGSTOP 5 s:", numbers)
+
+
+def test_redis_down_for_good(cached):
+    tr, redis = cached
+    c = httpx.Client(base_url=tr.url, timeout=5)
+    assert outputs(c.post(URL, json=v2_body([7])))["feature_status"] == ["present"]
+    redis.proc.send_signal(signal.SIGKILL)
+    redis.proc.wait()
+    for i in range(20):
+        t0 = time.monotonic()
+        r = c.post(URL, json=v2_body([i + 1]))
+        took = time.monotonic() - t0
+        assert r.status_code == 503 and "online feature store" in r.json()["error"], r.text
+        assert took <= FAIL_BOUND_S, f"request {i}: {took:.3f}s"
+        t0 = time.monotonic()
+        w = c.post("/producer/v1/write", json={"rows": [{**ROW, "user_id": i + 1}]})
+        assert w.status_code == 503 and "online feature store" in w.json()["error"], w.text
+        assert time.monotonic() - t0 <= FAIL_BOUND_S
+    # the same keep-alive connection kept working through all of it: no dropped connection
+    assert c.get("/v2/health/live").status_code == 200
+    assert c.get("/v2/health/ready").status_code == 200
+    assert c.get("/v2/models/click-model/ready").status_code == 200
+    metrics = c.get("/metrics").text
+    assert "transformer_online_store_up 0.0" in metrics
+    assert "transformer_online_store_breaker_open 1.0" in metrics
+    redis.restart()
+    t_ping = wait_ping(redis)
+    deadline = t_ping + FIRST_OK_S
+    while c.post(URL, json=v2_body([7])).status_code != 200:
+        assert time.monotonic() < deadline, "not serving again after Redis came back"
+    metrics = c.get("/metrics").text
+    assert "transformer_online_store_up 1.0" in metrics
+    assert "transformer_online_store_breaker_open 0.0" in metrics
+    c.close()
