@@ -79,7 +79,9 @@ class Load:
             try:
                 r = await client.post(self.path, json=self.body(rng))
                 body = _json(r)
-                err = body.get("error", "") if isinstance(body, dict) and r.status_code != 200 else ""
+                err = (
+                    body.get("error", "") if isinstance(body, dict) and r.status_code != 200 else ""
+                )
                 self.outcomes.append(Outcome(t0, time.monotonic(), r.status_code, err, body))
             except httpx.HTTPError as e:
                 self.outcomes.append(Outcome(t0, time.monotonic(), 0, f"{type(e).__name__}: {e}"))

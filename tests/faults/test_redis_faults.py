@@ -4,6 +4,7 @@ immediate once Redis answers, and the transformer stays up, live and ready throu
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
 import time
@@ -41,7 +42,7 @@ def body(rng: random.Random) -> dict:
 
 @pytest.fixture
 def cached(aof_features, model_dir, tmp_path, redis_up):
-    with serving(aof_features, model_dir, tmp_path, "--mode", "cached") as (tr, pred, _):
+    with serving(aof_features, model_dir, tmp_path, "--mode", "cached") as (tr, _, _):
         yield tr, redis_up
 
 
@@ -136,3 +137,28 @@ def test_redis_down_for_good(cached):
     assert "transformer_online_store_up 1.0" in metrics
     assert "transformer_online_store_breaker_open 0.0" in metrics
     c.close()
+
+
+def test_first_request_after_a_quiet_restart_succeeds(cached):
+    """Redis restarts while no request runs (the breaker never opens): the pooled
+    connections are all dead, yet the very first request after Redis is back succeeds."""
+    tr, redis = cached
+
+    async def burst(client: httpx.AsyncClient) -> list[int]:
+        rs = await asyncio.gather(*(client.post(URL, json=v2_body([u])) for u in range(1, 9)))
+        return [r.status_code for r in rs]
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=tr.url, timeout=5) as client:
+            assert await burst(client) == [200] * 8  # 8 connections now idle in the pool
+            redis.proc.send_signal(signal.SIGKILL)
+            redis.proc.wait()
+            redis.restart()
+            wait_ping(redis)
+            for u in range(1, 9):  # one at a time: each would take a dead pooled connection
+                r = await client.post(URL, json=v2_body([u]))
+                assert r.status_code == 200, (u, r.text)
+            metrics = (await client.get("/metrics")).text
+            assert "transformer_online_store_breaker_open 0.0" in metrics
+
+    asyncio.run(scenario())
