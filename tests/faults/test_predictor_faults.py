@@ -54,8 +54,9 @@ def test_predictor_sigstop_then_sigkill_under_load(aof_features, model_dir, tmp_
         paused = [x for x in o if t_stop <= x.start < t_cont - TIMEOUT_S]
         assert paused and {x.status for x in paused} == {504}
         assert all(x.json_error and x.latency <= TIMEOUT_S + 0.3 for x in paused)
-        resumed = [x for x in o if t_cont + 0.1 <= x.start < t_kill]
-        assert resumed and all(x.status == 200 for x in resumed)
+        resumed = [x for x in o if t_cont + 0.1 <= x.start and x.end < t_kill]
+        late = [(x.status, round(x.start - t_cont, 3), x.error) for x in resumed if x.status != 200]
+        assert resumed and not late, late[:5]
         dead = [x for x in o if t_kill + 0.1 <= x.start < t_restart]
         assert dead and {x.status for x in dead} == {503}
         assert all(x.json_error and x.latency <= 0.5 for x in dead)
