@@ -154,7 +154,8 @@ def durability(seconds: float, concurrency: int) -> dict[str, Any]:
                 out["settings"][policy] = stats.summary(seconds)
                 out["settings"][policy]["redis_hset_per_s"] = _redis_benchmark(redis.port)
                 log.info("appendfsync %s: %s", policy, out["settings"][policy])
-            out["redis_version"] = client.info("server")["redis_version"]
+            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]
+            out["redis_version"] = info["redis_version"]
             client.close()
     return out
 
@@ -169,7 +170,7 @@ def _redis_benchmark(port: int, n: int = 20_000) -> float:
         text=True,
         check=True,
     ).stdout
-    row = [line for line in out.splitlines() if line.startswith('"HSET"')][0]
+    row = next(line for line in out.splitlines() if line.startswith('"HSET"'))
     return float(row.split(",")[1].strip('"'))
 
 
