@@ -9,6 +9,7 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ URL = "/v2/models/click-model/infer"
 FAIL_BOUND_S = 0.5  # each failure answered within this (store timeout 0.3 s + the request)
 FIRST_OK_S = 0.2  # first 200 this soon after Redis answers PING
 FULL_RATE_S = 1.0  # full throughput this soon after Redis answers PING
+T = TypeVar("T")
 
 
 def body(rng: random.Random) -> dict:
@@ -33,9 +35,14 @@ def body(rng: random.Random) -> dict:
     return v2_body(ids, hours=[rng.choice([9, 20])] * len(ids))
 
 
+# The suite's store timeout: 0.2 s, so a read stalled by a paused Redis leaves 0.3 s of the
+# 0.5 s bound for a loaded machine's scheduling (the default is 0.3 s).
+STORE = ("--store_timeout_s", "0.2")
+
+
 @pytest.fixture
 def cached(aof_features, model_dir, tmp_path, redis_up):
-    with serving(aof_features, model_dir, tmp_path, "--mode", "cached") as (tr, _, _):
+    with serving(aof_features, model_dir, tmp_path, "--mode", "cached", *STORE) as (tr, _, _):
         yield tr, redis_up
 
 
@@ -80,14 +87,16 @@ def _start(o: Outcome) -> float:
 
 def measure(scenario: Callable[[], tuple[list[Outcome], float, float]]) -> dict:
     """Run a load + fault scenario and check it; a missed time bound gets one more run."""
-    for attempt in (1, 2):
-        try:
-            return check_outage(*scenario())
-        except TimingMiss as e:
-            if attempt == 2:
-                raise
-            print(f"timing bound missed ({e}); running the scenario once more")
-    raise AssertionError("unreachable")
+    return twice(lambda: check_outage(*scenario()))
+
+
+def twice(run: Callable[[], T]) -> T:
+    """``run()``; if it misses a time bound (the shared machine stalled), once more."""
+    try:
+        return run()
+    except TimingMiss as e:
+        print(f"timing bound missed ({e}); running the scenario once more")
+    return run()
 
 
 def test_redis_sigkill_and_restart_under_load(cached, record_property):
@@ -133,8 +142,16 @@ def test_redis_sigstop_5s_under_load(cached, record_property):
 
 def test_redis_down_for_good(cached):
     tr, redis = cached
-    with httpx.Client(base_url=tr.url, timeout=5) as c:
-        down_for_good(c, redis)
+
+    def run() -> None:
+        if redis.proc.poll() is not None:  # a first run stopped half-way
+            redis.restart()
+            wait_ping(redis)
+            time.sleep(0.2)
+        with httpx.Client(base_url=tr.url, timeout=5) as c:
+            down_for_good(c, redis)
+
+    twice(run)
 
 
 def down_for_good(c: httpx.Client, redis) -> None:
@@ -146,11 +163,13 @@ def down_for_good(c: httpx.Client, redis) -> None:
         r = c.post(URL, json=v2_body([i + 1]))
         took = time.monotonic() - t0
         assert r.status_code == 503 and "online feature store" in r.json()["error"], r.text
-        assert took <= FAIL_BOUND_S, f"request {i}: {took:.3f}s"
+        if took > FAIL_BOUND_S:
+            raise TimingMiss(f"request {i}: {took:.3f}s")
         t0 = time.monotonic()
         w = c.post("/producer/v1/write", json={"rows": [producer_row(i + 1, i)]})
         assert w.status_code == 503 and "online feature store" in w.json()["error"], w.text
-        assert time.monotonic() - t0 <= FAIL_BOUND_S
+        if time.monotonic() - t0 > FAIL_BOUND_S:
+            raise TimingMiss(f"producer write {i}: {time.monotonic() - t0:.3f}s")
     # the same keep-alive connection kept working through all of it: no dropped connection
     assert c.get("/v2/health/live").status_code == 200
     assert c.get("/v2/health/ready").status_code == 200
