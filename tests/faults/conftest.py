@@ -59,3 +59,4 @@ def redis_up(aof_redis, aof_features) -> Iterator[stack.Redis]:
     else:
         aof_redis.restart()
     wait_ping(aof_redis)
+    time.sleep(0.3)  # a transformer shared with the next test closes its breaker by then

@@ -40,10 +40,18 @@ def body(rng: random.Random) -> dict:
 STORE = ("--store_timeout_s", "0.2")
 
 
+@pytest.fixture(scope="module")
+def cached_stack(aof_features, model_dir, tmp_path_factory):
+    """One transformer for the module (it must survive every fault anyway)."""
+    logs = tmp_path_factory.mktemp("logs")
+    with serving(aof_features, model_dir, logs, "--mode", "cached", *STORE) as (tr, _, _):
+        yield tr
+
+
 @pytest.fixture
-def cached(aof_features, model_dir, tmp_path, redis_up):
-    with serving(aof_features, model_dir, tmp_path, "--mode", "cached", *STORE) as (tr, _, _):
-        yield tr, redis_up
+def cached(cached_stack, redis_up):
+    assert cached_stack.proc.poll() is None, "the transformer exited"
+    return cached_stack, redis_up
 
 
 class TimingMiss(AssertionError):
