@@ -260,9 +260,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     s = result["samples"]
     t = [x["t_s"] for x in s]
     fig, (a, b) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-    a.plot(t, [x["rss_kib"] / 1024 for x in s], label="RSS (MiB)")
+    rss = [x["rss_kib"] / 1024 for x in s]
+    a.plot(t, rss, label="RSS (MiB)")
     a.set_ylabel("transformer RSS (MiB)")
-    a.set_ylim(bottom=0)
+    a.set_ylim(0, max(rss) * 1.15)
     b.plot(t, [x["p50_ms"] for x in s], label="p50")
     b.plot(t, [x["p99_ms"] for x in s], label="p99")
     b.set_ylabel("latency (ms)")
