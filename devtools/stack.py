@@ -213,10 +213,19 @@ class Redis:
     port: int
     proc: subprocess.Popen
     dir: Path
+    argv: list[str] = field(default_factory=list)
 
     @property
     def connection_string(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def restart(self, timeout_s: float = 10.0) -> None:
+        """Start redis-server again on the same port and data dir (after a kill or crash):
+        with ``appendonly`` it reloads what its AOF holds."""
+        if self.proc.poll() is None:
+            raise RuntimeError("redis-server is still running")
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_listening(self.port, self.proc, "redis-server", timeout_s)
 
 
 def wait_listening(port: int, proc: subprocess.Popen, name: str, timeout_s: float) -> None:
@@ -234,36 +243,39 @@ def wait_listening(port: int, proc: subprocess.Popen, name: str, timeout_s: floa
 
 
 @contextmanager
-def redis_server(port: int | None = None) -> Iterator[Redis]:
-    """A throwaway redis-server on loopback (no persistence)."""
+def redis_server(port: int | None = None, appendfsync: str | None = None) -> Iterator[Redis]:
+    """A throwaway redis-server on loopback: no persistence, or with ``appendfsync``
+    (``everysec`` / ``always`` / ``no``) an append-only file in its data dir."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server not found: apt-get install redis-server")
     port = port or free_port()
     tmp = Path(tempfile.mkdtemp(prefix="redis-"))
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    aof = ["--appendonly", "yes", "--appendfsync", appendfsync] if appendfsync else []
+    argv = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        *aof,
+        "--dir",
+        str(tmp),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    r = Redis(port, proc, tmp, argv)
     try:
-        wait_listening(port, proc, "redis-server", timeout_s=10)
-        yield Redis(port, proc, tmp)
+        wait_listening(port, r.proc, "redis-server", timeout_s=10)
+        yield r
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        if r.proc.poll() is None:
+            r.proc.send_signal(signal.SIGCONT)  # a test may leave it stopped
+            r.proc.terminate()
+        r.proc.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -25,7 +25,9 @@ class ServerSettings(Protocol):
     enable_latency_logging: bool
 
 
-def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int = 1) -> None:
+def run_model_server(
+    model: kserve.Model, settings: ServerSettings, workers: int = 1, grace_period: int = 30
+) -> None:
     # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     rest.install(app)
@@ -36,6 +38,7 @@ def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int
         workers=workers,
         max_threads=settings.grpc_threads,
         enable_latency_logging=settings.enable_latency_logging,
+        grace_period=grace_period,
     )
     fast_rest.install(app, server.dataplane)
     if settings.enable_grpc:

@@ -158,9 +158,9 @@ class PredictionWriter:
         )
         try:
             await self.sink(df)
-        except Exception:
+        except Exception as e:  # the store is down: counted; no traceback per batch
             self.metrics.writeback_failures.inc(len(rows))
-            log.exception("writing %d predictions back failed", len(rows))
+            log.warning("writing %d predictions back failed: %s", len(rows), e)
             return False
         self.metrics.writeback_rows.inc(len(rows))
         return True
@@ -168,6 +168,8 @@ class PredictionWriter:
     async def close(self, timeout_s: float = 10.0) -> None:
         """Flush pending rows (bounded by ``timeout_s``), then stop the writer."""
         if self._task is not None and not self._task.done():
+            if self.queue.qsize():
+                log.info("shutdown: flushing %d queued predictions", self.queue.qsize())
             try:
                 await asyncio.wait_for(self.queue.join(), timeout_s)
             except TimeoutError:

@@ -11,23 +11,28 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from predictor.artifact import FeatureSpec
 from predictor.codec import TensorSpec, feast_to_v2
+from transformer.errors import FeatureStoreUnavailable
+from transformer.metrics import Metrics
+from transformer.store_health import StoreBreaker, StorePolicy
 
 log = logging.getLogger(__name__)
 
 PRESENT = 1  # feast FieldStatus.PRESENT
+T = TypeVar("T")
 
 
 class FeatureConfigError(Exception):
@@ -155,6 +160,8 @@ class FeatureReader:
         stale_after_s: float,
         predictions_view: str | None = None,
         direct_redis: bool = True,
+        policy: StorePolicy | None = None,
+        metrics: Metrics | None = None,
     ):
         self.store = store
         try:
@@ -226,10 +233,22 @@ class FeatureReader:
         self.use_async = bool(provider.async_supported.online.read)
         self._sync_lock = threading.Lock()
         self.direct: Any = None
-        if direct_redis and store.config.online_store.type == "redis":
-            from transformer.redis_direct import RedisDirect
+        self.redis: Any = None
+        self.breaker: StoreBreaker | None = None
+        if store.config.online_store.type == "redis":
+            from transformer.redis_direct import RedisClient, RedisDirect
 
-            self.direct = RedisDirect(self)
+            policy = policy or StorePolicy()
+            self.redis = RedisClient(store, policy.connect_timeout_s, policy.timeout_s)
+            self.breaker = StoreBreaker(
+                self.redis.ping,
+                metrics,
+                policy.failures_to_open,
+                policy.probe_interval_s,
+                on_recover=self._drop_pooled,
+            )
+            if direct_redis:
+                self.direct = RedisDirect(self)
         log.info(
             "feature service %s: %d features (%d batch), request fields %s, reads: %s",
             feature_service,
@@ -255,17 +274,35 @@ class FeatureReader:
         """
         rows = {name: columns[name].tolist() for name in (s.name for s in self.input_specs)}
         with_predictions = with_predictions and self.predictions_view is not None
-        try:
-            if self.direct is not None:
-                fetched = await self.direct.fetch(rows, with_predictions)
-            else:
-                fetched = await self._sdk_fetch(rows, with_predictions)
-        except Exception as e:
-            from transformer.errors import FeatureStoreUnavailable
-
-            log.exception("online feature read failed")
-            raise FeatureStoreUnavailable(f"online feature store read failed: {e}") from e
+        if self.direct is not None:
+            fetch = functools.partial(self.direct.fetch, rows, with_predictions)
+        else:
+            fetch = functools.partial(self._sdk_fetch, rows, with_predictions)
+        fetched = await self._guarded(fetch, "read")
         return self._assemble(fetched, len(rows[self.join_key]), with_predictions)
+
+    async def _guarded(self, op: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run one online-store operation: through the breaker (Redis), and any failure as
+        ``FeatureStoreUnavailable`` (503)."""
+        try:
+            if self.breaker is None:
+                return await op()
+            assert self.redis is not None
+            await self.redis.get()  # Feast's client, with our timeouts and no retry backoff
+            return await self.breaker.call(op)
+        except FeatureStoreUnavailable:
+            raise
+        except Exception as e:
+            log.warning("online feature store %s failed: %s: %s", what, type(e).__name__, e)
+            raise FeatureStoreUnavailable(
+                f"online feature store {what} failed: {type(e).__name__}: {e}"
+            ) from e
+
+    async def _drop_pooled(self) -> None:
+        if self.direct is not None:
+            await self.direct.drop_idle()
+        if self.redis is not None:
+            await self.redis.drop_pooled()
 
     async def _sdk_fetch(self, rows: dict[str, list], with_predictions: bool) -> Fetched:
         features: Any = self.service
@@ -349,15 +386,26 @@ class FeatureReader:
         return await asyncio.to_thread(locked)
 
     async def write(self, view: str, df: Any) -> None:
-        """Write rows of ``view`` to the online store (features or predictions)."""
+        """Write rows of ``view`` to the online store (features or predictions); any failure
+        is ``FeatureStoreUnavailable``. Not retried: a write that timed out may have been
+        applied, and a retry could land after a newer write of the same user."""
         if self.use_async:
-            await self.store.write_to_online_store_async(feature_view_name=view, df=df)
+            op = functools.partial(
+                self.store.write_to_online_store_async, feature_view_name=view, df=df
+            )
         else:
-            await self.in_thread(self.store.write_to_online_store, feature_view_name=view, df=df)
+            op = functools.partial(
+                self.in_thread, self.store.write_to_online_store, feature_view_name=view, df=df
+            )
+        await self._guarded(op, "write")
 
     async def close(self) -> None:
+        if self.breaker is not None:
+            await self.breaker.close()
         if self.direct is not None:
             await self.direct.close()
+        if self.redis is not None:
+            await self.redis.close()
 
     async def refresh_forever(self, every_s: float) -> None:
         """Refresh the registry off the event loop; logs and keeps going on failure."""

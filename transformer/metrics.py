@@ -54,3 +54,23 @@ class Metrics:
         self.producer_rows = Counter(
             "transformer_producer_rows", "Feature rows written by data producers", registry=registry
         )
+        self.store_up = Gauge(
+            "transformer_online_store_up",
+            "1 if the last online-store operation or probe succeeded, 0 if it failed",
+            registry=registry,
+        )
+        self.store_breaker_open = Gauge(
+            "transformer_online_store_breaker_open",
+            "1 while the online store's circuit breaker is open (failing fast, probing)",
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "transformer_online_store_errors",
+            "Online-store operations that failed (connection refused, timeout, Redis error)",
+            registry=registry,
+        )
+        self.store_rejected = Counter(
+            "transformer_online_store_rejected",
+            "Online-store operations refused at once because the breaker was open",
+            registry=registry,
+        )

@@ -20,6 +20,7 @@ from predictor.artifact import FeatureSpec
 from predictor.codec import TensorSpec, decode_v2
 from transformer.cache import Freshness, PredictionWriter, request_keys
 from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
+from transformer.errors import FeatureStoreUnavailable
 from transformer.features import FeatureBatch, FeatureReader
 from transformer.metrics import Metrics
 from transformer.predictor_client import PredictorClient
@@ -47,6 +48,7 @@ class Pending:
     feature_values: dict[str, list[Any]]
     reused: np.ndarray  # bool per row: answered from the predictions view
     keys: list[str]  # request key per row
+    store_unavailable: bool = False  # degraded mode: the store failed, every row defaults
 
 
 class FeastTransformer(Model):
@@ -121,8 +123,13 @@ class FeastTransformer(Model):
             return Passthrough(matrix, payload.id or "")
         decoded = decode(payload, self.reader.input_specs, self.max_batch_size)
         use_store = self.mode != "online" and decoded.use_cache
-        batch, values = await self.reader.read(decoded.columns, with_predictions=use_store)
         n = decoded.n
+        try:
+            batch, values = await self.reader.read(decoded.columns, with_predictions=use_store)
+        except FeatureStoreUnavailable:
+            if self.rules.store_unavailable != "default":
+                raise
+            return self._unavailable(decoded)
         fields = list(self.reader.request_fields)
         keys = request_keys(decoded.columns, fields, n) if use_store else [""] * n
         reused = np.zeros(n, bool)
@@ -140,6 +147,22 @@ class FeastTransformer(Model):
                     now_us - cached.written_ts <= self.freshness.max_age_s * 1e6
                 )
         return Pending(decoded, batch, values, reused, keys)
+
+    def _unavailable(self, decoded: Decoded) -> Pending:
+        """Degraded mode: the store is down, so every row gets the rules' default answer."""
+        n = decoded.n
+        names = [f.name for f in self.model_features]
+        batch = FeatureBatch(
+            names,
+            np.full((n, len(names)), np.nan),
+            np.ones(n, bool),
+            np.zeros(n, bool),
+            np.zeros(n, np.int64),
+        )
+        values: dict[str, list[Any]] = {
+            name: [None] * n for name in self.reader.short_to_full.values()
+        }
+        return Pending(decoded, batch, values, np.zeros(n, bool), [""] * n, store_unavailable=True)
 
     def _needs_default(self, p: Pending) -> np.ndarray:
         batch = p.features
@@ -204,7 +227,10 @@ class FeastTransformer(Model):
                 )
         for label in set(source):
             self.metrics.predictions.labels(source=label).inc(source.count(label))
-        status = np.where(batch.missing, "missing", np.where(batch.stale, "stale", "present"))
+        if payload.store_unavailable:
+            status = np.full(n, "unavailable")
+        else:
+            status = np.where(batch.missing, "missing", np.where(batch.stale, "stale", "present"))
         return Answer(
             payload.decoded,
             score,
@@ -232,9 +258,9 @@ class FeastTransformer(Model):
         ]
         return encode(result, self.name, self.reader.join_key)
 
-    async def close(self) -> None:
+    async def close(self, flush_timeout_s: float = 10.0) -> None:
         if self.writer is not None:
-            await self.writer.close()
+            await self.writer.close(flush_timeout_s)
         if self._client is not None:
             await self._client.close()
         await self.reader.close()

@@ -5,6 +5,13 @@ HTTP port calls it) validates the rows, writes them to the online store with the
 as their event time, and, in ``cached`` mode, recomputes the cached predictions of those users
 through the predictor and writes them before acknowledging, so the next read is a fresh hit.
 
+Failures: the store down or timing out is ``FeatureStoreUnavailable`` (503), the predictor
+``PredictorUnavailable``/``PredictorTimeout`` (503/504): the route answers them as JSON and
+the connection stays usable. A 503 means the write may or may not have been applied (the
+store may have applied it before the timeout): writes are idempotent, so the client retries.
+An acknowledgement (200) means the rows reached Redis; whether they are on disk depends on
+Redis' ``appendfsync`` (docs/reliability.md, "Durability").
+
 Invariant: once a write is acknowledged, no request that starts afterwards gets a prediction
 computed from older features. It holds whatever else is in flight, because a cached prediction
 is served only when its ``features_timestamp`` is at least the user's current feature time,
@@ -86,7 +93,7 @@ class Producer:
         now = datetime.now(UTC)
         df["event_timestamp"] = now
         df["created"] = now
-        await self.sink(self.view, df)
+        await self.sink(self.view, df)  # FeatureStoreUnavailable (503) if it fails
         self.t.metrics.producer_rows.inc(len(df))
         ids = df[self.join_key].to_numpy(np.int64)
         refreshed = await self.refresh(ids, ctx) if self.t.mode == "cached" else 0
@@ -152,6 +159,7 @@ def install_route(app: Any, producer: Producer) -> None:
     from starlette.responses import Response
 
     from predictor.rest import json_error
+    from transformer.errors import UpstreamError
 
     async def write(request: Request) -> Response:
         try:
@@ -164,6 +172,8 @@ def install_route(app: Any, producer: Producer) -> None:
             result = await producer.write(body.get("rows"))
         except InvalidInput as e:
             return json_error(400, str(e))
+        except UpstreamError as e:  # store or predictor down: 503/504 JSON, connection kept
+            return json_error(e.status, e.reason)
         return Response(orjson.dumps(result), 200, media_type="application/json")
 
     app.router.add_route("/producer/v1/write", write, methods=["POST"])

@@ -32,8 +32,8 @@ class RedisDirect:
         store = reader.store
         config = store.config
         self.reader = reader
-        self.online_store = store._get_provider().online_store
-        self.online_config = config.online_store
+        self.client = reader.redis
+        assert self.client is not None, "RedisDirect needs the reader's RedisClient"
         self.layout_keys = FeastRedisLayout(
             config.project, reader.join_key, config.entity_key_serialization_version
         )
@@ -60,18 +60,17 @@ class RedisDirect:
         return out
 
     async def close(self) -> None:
-        """Close Feast's async Redis client (it belongs to the running event loop)."""
         if self.lean:
             await self.lean.close()
         self.lean = None
-        client = getattr(self.online_store, "_client_async", None)
-        if client is not None:
-            await client.aclose()
-            self.online_store._client_async = None
+
+    async def drop_idle(self) -> None:
+        if self.lean:
+            await self.lean.drop_idle()
 
     async def _hmget(self, keys: list[bytes], fields: list[bytes | str]) -> list[list[Any]]:
         """One HMGET per key, all in one round trip."""
-        client = await self.online_store._get_client_async(self.online_config)
+        client = await self.client.get()
         if self.lean is None:
             self.lean = LeanConnections.for_client(client) or False
         if self.lean:
@@ -168,6 +167,29 @@ class LeanConnections:
         return cls(pool.make_connection)
 
     async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` (reads) and return their replies.
+
+        A connection taken from the idle list may be dead though it looks connected (the
+        server restarted since it was last used): if it fails at the connection level, every
+        idle connection is dropped (they are as old) and the commands are sent once more on
+        a fresh connection. Safe because they are reads; a timeout is not retried (the
+        server may be alive but stalled, and a retry would double the wait).
+        """
+        reused = bool(self.idle)
+        try:
+            return await self._run_once(commands)
+        except Exception as e:
+            if not reused or not _connection_lost(e):
+                raise
+            await self.drop_idle()
+            return await self._run_once(commands)
+
+    async def drop_idle(self) -> None:
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            await conn.disconnect(nowait=True)
+
+    async def _run_once(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self.idle.pop() if self.idle else self.make()
         done = False
         try:
@@ -184,6 +206,79 @@ class LeanConnections:
                 await conn.disconnect(nowait=True)
 
     async def close(self) -> None:
-        idle, self.idle = self.idle, []
-        for conn in idle:
-            await conn.disconnect()
+        await self.drop_idle()
+
+
+def _connection_lost(e: BaseException) -> bool:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(e, TimeoutError | RedisTimeoutError):
+        return False
+    return isinstance(e, RedisConnectionError | ConnectionError)
+
+
+class RedisClient:
+    """Feast's async Redis client for this store, with the transformer's time bounds.
+
+    Feast builds its client from the ``connection_string`` in ``feature_store.yaml``. Its
+    ``socket_connect_timeout`` and ``socket_timeout`` are set from the settings here (they
+    win over the same options in the connection string), and redis-py's own retry (3
+    attempts with exponential backoff up to 10 s: 9-14 s before a request fails) is turned
+    off: the request path fails within the timeouts and the breaker takes over. Every
+    online-store call of the transformer (direct reads, SDK reads, writes) goes through this
+    one client.
+    """
+
+    def __init__(self, store: Any, connect_timeout_s: float, timeout_s: float):
+        self.online_store = store._get_provider().online_store
+        self.online_config = store.config.online_store
+        self.online_config.connection_string = (
+            f"{self.online_config.connection_string},"
+            f"socket_connect_timeout={connect_timeout_s},socket_timeout={timeout_s}"
+        )
+        self._configured: Any = None
+
+    async def get(self) -> Any:
+        client = await self.online_store._get_client_async(self.online_config)
+        if client is not self._configured:
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            set_retry = getattr(client, "set_retry", None)
+            if set_retry is not None:
+                set_retry(Retry(NoBackoff(), 0))
+            self._configured = client
+        return client
+
+    async def ping(self) -> None:
+        """PING on a fresh connection (not the pool's), within the connect + read timeouts."""
+        client = await self.get()
+        pool = getattr(client, "connection_pool", None)
+        if pool is None or not hasattr(pool, "make_connection"):  # cluster: its own routing
+            await client.ping()
+            return
+        conn = pool.make_connection()
+        try:
+            await conn.connect()
+            await conn.send_command("PING", check_health=False)
+            reply = await conn.read_response()
+            if reply not in (b"PONG", "PONG", True):
+                raise ConnectionError(f"PING answered {reply!r}")
+        finally:
+            await conn.disconnect(nowait=True)
+
+    async def drop_pooled(self) -> None:
+        """Close the pool's idle connections: after a restart they all point at a dead peer."""
+        client = self._configured
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:
+            await pool.disconnect(inuse_connections=False)
+
+    async def close(self) -> None:
+        """Close Feast's async Redis client (it belongs to the running event loop)."""
+        client = getattr(self.online_store, "_client_async", None)
+        if client is not None:
+            await client.aclose()
+            self.online_store._client_async = None
+        self._configured = None

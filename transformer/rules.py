@@ -44,6 +44,12 @@ class BusinessRules(BaseModel):
     stale_after_s: float = Field(
         30 * 24 * 3600.0, gt=0, description="Feature rows older than this are stale"
     )
+    store_unavailable: Literal["error", "default"] = Field(
+        "error",
+        description="When the online store is down or times out: error answers 503 (the "
+        "client decides), default answers 200 with the default decision for every row "
+        "(prediction_source default, feature_status unavailable), within the store timeout",
+    )
     default_score: float = Field(0.0, ge=0.0, le=1.0, description="Score of a default answer")
     default_decision: str = Field("no_action", min_length=1, description="Default decision")
 

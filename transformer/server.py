@@ -26,6 +26,7 @@ from transformer.predictor_client import (
 from transformer.producer import Producer, install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
+from transformer.store_health import StorePolicy
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,13 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
     wait_for_feature_service(store, settings.feature_service, settings.registry_wait_s)
     uses_store = settings.mode != "online"
+    metrics = metrics or Metrics()
+    policy = StorePolicy(
+        settings.store_connect_timeout_s,
+        settings.store_timeout_s,
+        settings.store_breaker_failures,
+        settings.store_probe_interval_s,
+    )
     reader = FeatureReader(
         store,
         settings.feature_service,
@@ -67,8 +75,9 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         rules.stale_after_s,
         predictions_view=settings.predictions_view if uses_store else None,
         direct_redis=settings.redis_direct_reads,
+        policy=policy,
+        metrics=metrics,
     )
-    metrics = metrics or Metrics()
     freshness = writer = None
     if uses_store:
         freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))
@@ -100,9 +109,10 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
 class _Lifecycle:
     """Background registry refresh while serving; flush write-backs and close on shutdown."""
 
-    def __init__(self, model: FeastTransformer, every_s: float):
+    def __init__(self, model: FeastTransformer, every_s: float, grace_s: float):
         self.model = model
         self.every_s = every_s
+        self.grace_s = grace_s
         self.task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -112,12 +122,15 @@ class _Lifecycle:
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
-        await self.model.close()
+        await self.model.close(flush_timeout_s=self.grace_s)
 
 
 def serve(settings: TransformerSettings) -> None:
     model = build(settings)
-    lifecycle = _Lifecycle(model, settings.registry_refresh_s)
+    # SIGTERM: half the grace period for in-flight requests (uvicorn stops accepting at once),
+    # the other half for flushing the write-back queue; the process exits within the total.
+    half = settings.shutdown_grace_s / 2
+    lifecycle = _Lifecycle(model, settings.registry_refresh_s, half)
     app.router.on_startup.append(lifecycle.start)
     app.router.on_shutdown.append(lifecycle.stop)
     errors.install(app)
@@ -127,4 +140,4 @@ def serve(settings: TransformerSettings) -> None:
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
     install_route(app, Producer(model, user_view, model.reader.write))
-    run_model_server(model, settings)
+    run_model_server(model, settings, grace_period=max(1, int(half)))

@@ -85,6 +85,39 @@ class TransformerSettings(BaseSettings):
         10_000, ge=1, description="cached: predictions waiting for write-back before new ones drop"
     )
     writeback_batch_rows: int = Field(512, ge=1, description="cached: rows per write-back batch")
+    # --- online-store fault tolerance (docs/reliability.md) ---
+    store_connect_timeout_s: float = Field(
+        0.25,
+        gt=0,
+        description="Online store (Redis): TCP connect timeout of one connection; replaces "
+        "socket_connect_timeout in the Feast connection string",
+    )
+    store_timeout_s: float = Field(
+        0.3,
+        gt=0,
+        description="Online store (Redis): read timeout of one operation (a feature read, a "
+        "producer write, a write-back batch); past it the request gets 503. Replaces "
+        "socket_timeout in the Feast connection string; redis-py's retries are turned off",
+    )
+    store_breaker_failures: int = Field(
+        3,
+        ge=1,
+        description="Consecutive online-store failures that open the circuit breaker: while "
+        "open, store operations fail at once (503) and a background probe PINGs the store",
+    )
+    store_probe_interval_s: float = Field(
+        0.05,
+        gt=0,
+        description="While the breaker is open, PING the store this often; the first answer "
+        "closes it (drops the pooled connections first), so recovery takes at most this long",
+    )
+    shutdown_grace_s: int = Field(
+        20,
+        ge=1,
+        description="On SIGTERM: stop accepting, finish in-flight requests and flush the "
+        "write-back queue within this many seconds, then exit. Keep it below the pod's "
+        "terminationGracePeriodSeconds minus the preStop sleep",
+    )
     rules_file: Path | None = Field(
         None, description="YAML business rules (default rules if unset)"
     )

@@ -18,6 +18,7 @@ class FakeReader:
     join_key = "user_id"
     input_specs = [TensorSpec("user_id", "INT64"), TensorSpec("hour", "INT64")]
     request_fields = {"hour": TensorSpec("hour", "INT64")}
+    short_to_full = {"x": "v__x"}
 
     def __init__(self, stale_after_s: float = 86400.0, now: float | None = None):
         import time
@@ -26,12 +27,17 @@ class FakeReader:
         self.now = now if now is not None else time.time()
         self.reads: list[bool] = []
         self.cache: dict[int, tuple] = {}  # user → CachedPredictions fields for that row
+        self.down = False  # the online store is unreachable: read raises as the real one does
 
     async def close(self):
         return None
 
     async def read(self, columns, with_predictions=False):
         self.reads.append(with_predictions)
+        if self.down:
+            from transformer.errors import FeatureStoreUnavailable
+
+            raise FeatureStoreUnavailable("online feature store read failed: connection refused")
         ids = columns["user_id"].tolist()
         n = len(ids)
         matrix = np.full((n, 2), np.nan)

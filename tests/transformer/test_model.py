@@ -218,3 +218,30 @@ def test_requests_carrying_the_features_are_forwarded_unchanged():
     out = outputs(call(model, body))
     assert out == {"probability": [0.25, 0.75], "model_version": ["sklearn-abc"] * 2}
     assert model.reader.reads == []  # no feature lookup at all
+
+
+def test_store_unavailable_error_propagates_as_503():
+    from transformer.errors import FeatureStoreUnavailable
+
+    model, client = make()
+    model.reader.down = True
+    with pytest.raises(FeatureStoreUnavailable) as e:
+        call(model, v2([1, 2]))
+    assert e.value.status == 503 and not client.calls
+
+
+@pytest.mark.parametrize("mode", ["online", "cached"])
+def test_store_unavailable_default_answers_every_row_with_the_default(mode):
+    rules = BusinessRules(store_unavailable="default", default_decision="fallback")
+    model, client = make(rules, mode=mode)
+    model.reader.down = True
+    out = outputs(call(model, v2([1, 2, 999], {"return_features": True})))
+    assert out["decision"] == ["fallback"] * 3
+    assert out["prediction_source"] == ["default"] * 3
+    assert out["feature_status"] == ["unavailable"] * 3
+    assert out["score"] == [0.0] * 3
+    assert all(v != v for v in out["v__x"])  # NaN: no value was read
+    assert not client.calls and not model.writer.rows
+    model.reader.down = False  # the same model serves normally once the store is back
+    out = outputs(call(model, v2([1])))
+    assert out["prediction_source"] == ["model"] and out["feature_status"] == ["present"]

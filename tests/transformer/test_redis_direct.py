@@ -2,6 +2,7 @@
 repo, known and unknown users, with and without the predictions view."""
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import numpy as np
@@ -125,3 +126,57 @@ def test_lean_connections_reuse_only_a_clean_connection(redis):
 
     asyncio.run(run())
     assert LeanConnections.for_client(object()) is None
+
+
+def test_a_dead_idle_connection_is_replaced_but_a_timeout_is_not_retried():
+    """After a Redis restart the idle connections are dead: the read is sent once more on a
+    fresh connection. A paused Redis times out once, at the read timeout, not twice."""
+    import signal
+
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    from devtools import stack
+    from transformer.redis_direct import LeanConnections
+
+    async def run(r):
+        client = aioredis.Redis(port=r.port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
+        lean = LeanConnections.for_client(client)
+        assert lean is not None
+        try:
+            await asyncio.gather(*(lean.run([("PING",)]) for _ in range(3)))
+            assert len(lean.idle) == 3
+            r.proc.kill()
+            r.proc.wait()
+            r.restart()
+            assert await lean.run([("HMGET", "k", "f")]) == [[None]]
+            assert len(lean.idle) == 1  # the other dead ones were dropped, not tried in turn
+            r.proc.send_signal(signal.SIGSTOP)
+            t0 = time.monotonic()
+            with pytest.raises(RedisTimeout):
+                await lean.run([("HMGET", "k", "f")])
+            assert 0.25 < time.monotonic() - t0 < 0.55  # one read timeout, no retry
+            r.proc.send_signal(signal.SIGCONT)
+        finally:
+            await lean.close()
+            await client.aclose()
+
+    with stack.redis_server() as r:
+        asyncio.run(run(r))
+
+
+def test_feast_client_gets_the_time_bounds_and_no_retry(redis_features):
+    direct, _ = make_readers(redis_features)
+
+    async def run():
+        try:
+            client = await direct.redis.get()
+            kwargs = client.connection_pool.connection_kwargs
+            assert kwargs["socket_timeout"] == 0.3 and kwargs["socket_connect_timeout"] == 0.25
+            assert kwargs["retry"].get_retries() == 0
+        finally:
+            await direct.close()
+
+    asyncio.run(run())

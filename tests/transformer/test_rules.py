@@ -59,3 +59,13 @@ def test_bad_rules_name_file_and_field(tmp_path, text, message):
 
 def test_no_file_means_defaults():
     assert load_rules(None) == BusinessRules()
+
+
+def test_store_unavailable_is_validated(tmp_path):
+    f = tmp_path / "rules.yaml"
+    f.write_text("store_unavailable: default\n")
+    assert load_rules(f).store_unavailable == "default"
+    assert load_rules(None).store_unavailable == "error"
+    f.write_text("store_unavailable: ignore\n")
+    with pytest.raises(RulesFileError, match=r"rules.yaml: store_unavailable: Input should be"):
+        load_rules(f)

@@ -1,0 +1,62 @@
+"""The real stack for fault injection: one redis-server with an append-only file (so a
+SIGKILL + restart on the same port and data dir reloads it), Feast materialized into it,
+and per test a predictor + transformer with the flags the test needs."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis as redis_py
+
+from devtools import stack
+from tests.conftest import N_USERS, copy_repo
+
+
+@pytest.fixture(scope="session")
+def aof_redis() -> Iterator[stack.Redis]:
+    with stack.redis_server(appendfsync="everysec") as r:
+        yield r
+
+
+@pytest.fixture(scope="session")
+def aof_features(tmp_path_factory, aof_redis) -> stack.FeatureEnv:
+    fenv = stack.FeatureEnv(
+        copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"), aof_redis.connection_string
+    )
+    stack.prepare_features(fenv, n_users=N_USERS, force=True)
+    return fenv
+
+
+def ping(r: stack.Redis, timeout_s: float = 0.05) -> bool:
+    try:
+        with redis_py.Redis(
+            port=r.port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        ) as c:
+            return bool(c.ping())
+    except (redis_py.RedisError, OSError):
+        return False
+
+
+def wait_ping(r: stack.Redis, timeout_s: float = 10.0) -> float:
+    """Poll PING every 5 ms; the monotonic time of the first answer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ping(r):
+            return time.monotonic()
+        time.sleep(0.005)
+    raise AssertionError("redis-server does not answer PING")
+
+
+@pytest.fixture
+def redis_up(aof_redis, aof_features) -> Iterator[stack.Redis]:
+    """The AOF redis-server, running and answering; left running after the test."""
+    yield aof_redis
+    if aof_redis.proc.poll() is None:
+        aof_redis.proc.send_signal(signal.SIGCONT)
+    else:
+        aof_redis.restart()
+    wait_ping(aof_redis)
+    time.sleep(0.3)  # a transformer shared with the next test closes its breaker by then
