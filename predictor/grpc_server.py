@@ -106,8 +106,9 @@ class Server(GRPCServer):
         data_plane: DataPlane,
         repository: ModelRepositoryExtension,
         kwargs: dict[str, Any],
+        grace_period: int = 30,
     ):
-        super().__init__(port, data_plane, repository, kwargs)
+        super().__init__(port, data_plane, repository, kwargs, grace_period=grace_period)
 
     async def start(self, max_workers: int) -> None:
         self._server = aio.server(

@@ -44,7 +44,11 @@ def run_model_server(
     if settings.enable_grpc:
         # ModelServer.start runs everything in ``servers``; ``_grpc_server`` is what it stops
         server._grpc_server = grpc_server.Server(
-            settings.grpc_port, server.dataplane, server.model_repository_extension, vars(args)
+            settings.grpc_port,
+            server.dataplane,
+            server.model_repository_extension,
+            vars(args),
+            grace_period=grace_period,
         )
         server.servers.append(server._grpc_server.start(settings.grpc_threads))
     # Everything loaded so far (Feast's registry, the model, imports) lives as long as the
