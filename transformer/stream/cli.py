@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from predictor import logs
 from predictor.cli import settings_from_cli
 from transformer.stream.settings import StreamSettings
@@ -166,13 +164,13 @@ async def run(settings: StreamSettings) -> int:
 
 def read_events(path: Path) -> list[bytes]:
     """The events of a file as JSON texts, each validated; errors name the line/row."""
-    from transformer.stream.events import BadEvent, parse
+    from transformer.stream.events import BadEvent, parse, record_json
 
     if path.suffix in (".parquet", ".csv"):
         import pandas as pd
 
         df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        texts = [_row_json(r) for r in df.to_dict("records")]
+        texts = [record_json(r) for r in df.to_dict("records")]
         where = "row"
     else:
         texts = [line.strip() for line in path.read_bytes().splitlines()]
@@ -187,29 +185,6 @@ def read_events(path: Path) -> list[bytes]:
             raise SystemExit(f"{path}: {where} {i}: {e}") from None
         out.append(text)
     return out
-
-
-def _row_json(row: dict[str, Any]) -> bytes:
-    import math
-
-    import pandas as pd
-
-    out: dict[str, Any] = {}
-    ctx: dict[str, Any] = {}
-    for k, v in row.items():
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            continue
-        if isinstance(v, pd.Timestamp):
-            v = v.isoformat()
-        elif hasattr(v, "item"):
-            v = v.item()
-        if k.startswith("context."):
-            ctx[k.removeprefix("context.")] = v
-        else:
-            out[k] = v
-    if ctx:
-        out["context"] = ctx
-    return orjson.dumps(out)
 
 
 def publish(redis_url: str, stream: str, path: Path, chunk: int = 1000) -> int:

@@ -124,3 +124,27 @@ def to_json(a: Activity, context: dict[str, Any] | None = None) -> dict[str, Any
     if context is not None:
         out["context"] = context
     return out
+
+
+def record_json(row: dict[str, Any]) -> bytes:
+    """A table row (``event_id``, ``user_id``, ``event_time``, ``type``, ``duration_s``,
+    ``converted``, ``context.<field>``; empty cells left out) as the event's JSON text."""
+    import orjson
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    ctx: dict[str, Any] = {}
+    for k, v in row.items():
+        if v is None or (not isinstance(v, str | list | dict) and pd.isna(v)):
+            continue
+        if isinstance(v, pd.Timestamp | datetime):
+            v = v.isoformat()
+        elif hasattr(v, "item"):
+            v = v.item()
+        if k.startswith("context."):
+            ctx[k.removeprefix("context.")] = v
+        else:
+            out[k] = v
+    if ctx:
+        out["context"] = ctx
+    return orjson.dumps(out)
