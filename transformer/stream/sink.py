@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -104,6 +105,11 @@ class RedisSink:
         self.pred_ts = layout.ts_field(predictions_view)
         self.script = client.register_script(COMMIT)
 
+    def as_stored(self, row: dict[str, float | int]) -> dict[str, float | int]:
+        """The values as the store will hold them (FP32 features rounded to float32), so the
+        prediction is computed from exactly what a reader of the row gets back."""
+        return {k: float(np.float32(v)) if self.types[k] == "FP32" else v for k, v in row.items()}
+
     async def read(self, users: list[int]) -> list[Current]:
         pipe = self.r.pipeline(transaction=False)
         for u in users:
@@ -129,7 +135,7 @@ class RedisSink:
         """Commit every update; False where the user changed since it was read."""
         pipe = self.r.pipeline(transaction=False)
         for u in updates:
-            self.script(
+            await self.script(  # queues EVALSHA (the pipeline loads the script if needed)
                 keys=[self.layout.key(u.user_id), self.output_stream],
                 args=self._args(u),
                 client=pipe,

@@ -200,7 +200,7 @@ class Worker:
         done: list[tuple[Any, int]] = [(results[u], 0) for u in users if not results[u].applied]
         if not changed:
             return [], done
-        rows = [feature_row(results[u].state) for u in changed]
+        rows = [self.sink.as_stored(feature_row(results[u].state)) for u in changed]
         contexts = [_latest_context(by_user[u]) for u in changed]
         ts_us = [results[u].state.ts_us for u in changed]
         scored = await self.scoring.score(changed, rows, ts_us, contexts)
