@@ -102,7 +102,9 @@ class Worker:
                 if remaining <= 0:
                     break
             try:
+                claimed = self.source.claimed
                 entries, _again = await self.source.next_batch(remaining)
+                self.metrics.claimed.inc(self.source.claimed - claimed)
                 if entries:
                     await self.process(entries)
                 backoff = 0.5
