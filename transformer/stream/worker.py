@@ -48,13 +48,17 @@ class Totals:
     predictions: int = 0
     batches: int = 0
 
+    cpu_s: float = 0.0  # process CPU time spent in batches
+
     def line(self, seconds: float) -> str:
         o = self.outcomes
         rate = self.entries / seconds if seconds > 0 else 0.0
+        per_cpu = self.entries / self.cpu_s if self.cpu_s > 0 else 0.0
         return (
-            f"{self.entries} events in {seconds:.1f}s ({rate:.0f}/s): applied {o['applied']}, "
+            f"{self.entries} events in {seconds:.2f}s ({rate:.0f}/s): applied {o['applied']}, "
             f"duplicate {o['duplicate']}, stale {o['stale']}, dead_letter {o['dead_letter']}; "
-            f"{self.predictions} predictions, {self.batches} batches"
+            f"{self.predictions} predictions, {self.batches} batches; "
+            f"worker cpu {self.cpu_s:.2f}s ({per_cpu:.0f} events per cpu-second)"
         )
 
 
@@ -138,7 +142,7 @@ class Worker:
         self.metrics.lag.labels(kind="pending").set(pending)
 
     async def process(self, entries: list[Entry]) -> None:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         dead: list[tuple[Entry, str]] = []
         by_user: dict[int, list[tuple[Activity, Any, bytes]]] = defaultdict(list)
         for entry in entries:
@@ -189,6 +193,7 @@ class Worker:
         self.totals.entries += len(entries)
         self.totals.predictions += predictions
         self.totals.batches += 1
+        self.totals.cpu_s += time.process_time() - cpu0
 
     async def _attempt(
         self, users: list[int], by_user: dict[int, list[tuple[Activity, Any, bytes]]]
