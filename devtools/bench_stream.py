@@ -36,7 +36,7 @@ import redis as redis_lib
 from devtools import stack
 
 log = logging.getLogger("bench.stream")
-SUMMARY = re.compile(r"summary: (\d+) events in ([\d.]+)s")
+SUMMARY = re.compile(r"summary: (\d+) events in ([\d.]+)s.*worker cpu ([\d.]+)s")
 
 
 def now_us() -> int:
@@ -143,7 +143,8 @@ def latency(fenv, model_dir, log_dir, rc, rate: float, seconds: float, users: in
     w = worker(fenv, model_dir, log_dir, stream, stream, "--batch_size", str(batch))
     try:
         wait_ready(w)
-        sent = paced(rc, stream, rate, seconds, users, 10_000_000)
+        # ids of their own: an id seen before (another run) would be a duplicate, not scored
+        sent = paced(rc, stream, rate, seconds, users, 10_000_000 * (1 + int(rate)))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             g = rc.xinfo_groups(stream)[0]

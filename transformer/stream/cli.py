@@ -19,7 +19,7 @@ from typing import Any
 
 from predictor import logs
 from predictor.cli import settings_from_cli
-from transformer.stream.settings import StreamSettings
+from transformer.stream.settings import StreamSettings, default_consumer
 
 log = logging.getLogger("transformer.stream")
 
@@ -104,7 +104,7 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         redis,
         settings.stream,
         settings.group,
-        settings.consumer,
+        settings.consumer or default_consumer(),
         settings.dead_letter_stream,
         settings.batch_size,
         settings.block_ms,

@@ -17,7 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _default_consumer() -> str:
+def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -29,9 +29,8 @@ class StreamSettings(BaseSettings):
     stream: str = Field("events", min_length=1, description="Input stream of activity events")
     group: str = Field("stream-inference", min_length=1, description="Consumer group")
     consumer: str = Field(
-        default_factory=_default_consumer,
-        min_length=1,
-        description="This worker's consumer name in the group (default host-pid; in a "
+        "",
+        description="This worker's consumer name in the group (empty: <hostname>-<pid>; in a "
         "Deployment the pod name)",
     )
     start_id: str = Field(
