@@ -37,16 +37,19 @@ from devtools import stack
 
 log = logging.getLogger("bench.stream")
 SUMMARY = re.compile(r"summary: (\d+) events in ([\d.]+)s.*worker cpu ([\d.]+)s")
+APPLIED = re.compile(r"summary: .*applied (\d+)")
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def event(i: int, user: int, ts_us: int) -> bytes:
+def event(i: int, user: int, ts_us: int, run: str) -> bytes:
+    """Event ``i`` of a run; ids are unique per run (an id seen in an earlier run would be a
+    duplicate: skipped, not scored)."""
     kind = ("page_view", "click", "session_end")[i % 3]
     e: dict[str, Any] = {
-        "event_id": f"b{i}",
+        "event_id": f"{run}-{i}",
         "user_id": user,
         "type": kind,
         "event_time": datetime.fromtimestamp(ts_us / 1e6, UTC).isoformat(),
@@ -87,7 +90,7 @@ def publish_backlog(rc, stream: str, n: int, users: int) -> None:
     for k in range(0, n, 2000):
         pipe = rc.pipeline(transaction=False)
         for i in range(k, min(n, k + 2000)):
-            pipe.xadd(stream, {"event": event(i, 1 + i % users, ts)})
+            pipe.xadd(stream, {"event": event(i, 1 + i % users, ts, stream)})
         pipe.execute()
 
 
@@ -102,16 +105,22 @@ def throughput(fenv, model_dir, log_dir, rc, n_workers: int, events: int, users:
     ]  # fmt: skip
     for w in ws:
         w.proc.wait(timeout=600)
-    done = [SUMMARY.search(w.log_path.read_text()) for w in ws if w.log_path]
+    texts = [w.log_path.read_text() for w in ws if w.log_path]
+    done = [SUMMARY.search(t) for t in texts]
+    applied = sum(int(m.group(1)) for t in texts if (m := APPLIED.search(t)))
     if not all(done):
         raise RuntimeError("a worker printed no summary:\n" + "\n".join(w.log_tail() for w in ws))
     total = sum(int(m.group(1)) for m in done if m)
     seconds = max(float(m.group(2)) for m in done if m)
+    cpu = sum(float(m.group(3)) for m in done if m)
     return {
         "workers": n_workers,
         "events": total,
         "seconds": seconds,
         "events_per_s": total / seconds,
+        # what a dedicated core would give the worker(s) (Redis's own CPU not included)
+        "events_per_worker_cpu_s": total / cpu if cpu else None,
+        "applied": applied,  # = events: every event did the full work, none was a replay
     }
 
 
@@ -128,8 +137,8 @@ def paced(rc, stream: str, rate: float, seconds: float, users: int, start_i: int
         pipe = rc.pipeline(transaction=False)
         while due >= 1:
             ts = now_us()
-            pipe.xadd(stream, {"event": event(i, 1 + i % users, ts)})
-            sent[f"b{i}"] = ts
+            pipe.xadd(stream, {"event": event(i, 1 + i % users, ts, stream)})
+            sent[f"{stream}-{i}"] = ts
             i += 1
             due -= 1
         pipe.execute()
@@ -143,8 +152,7 @@ def latency(fenv, model_dir, log_dir, rc, rate: float, seconds: float, users: in
     w = worker(fenv, model_dir, log_dir, stream, stream, "--batch_size", str(batch))
     try:
         wait_ready(w)
-        # ids of their own: an id seen before (another run) would be a duplicate, not scored
-        sent = paced(rc, stream, rate, seconds, users, 10_000_000 * (1 + int(rate)))
+        sent = paced(rc, stream, rate, seconds, users, 0)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             g = rc.xinfo_groups(stream)[0]
@@ -264,9 +272,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     a1.set_xlabel(f"events (rows) per second, batches of {results['batch_size']}")
     a1.legend(loc="lower right", fontsize=8)
     lat = results["latency"]
-    xs = [f"{int(x['rate'])}/s" for x in lat]
-    a2.bar([x + " p50" for x in xs], [x["p50_ms"] for x in lat], color="#1f77b4")
-    a2.bar([x + " p99" for x in xs], [x["p99_ms"] for x in lat], color="#aec7e8")
+    for x in lat:
+        r = f"{int(x['rate'])}/s"
+        a2.bar([f"{r}\np50", f"{r}\np99"], [x["p50_ms"], x["p99_ms"]], color=["#1f77b4", "#aec7e8"])
     a2.axhline(50, color="red", ls="--", lw=1, label="p99 target 50 ms at 1,000/s")
     a2.set_ylabel("event time → prediction written, ms")
     a2.legend(fontsize=8)

@@ -27,16 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transformer.stream.fold import FEATURES
+
 log = logging.getLogger(__name__)
 
-USER_FEATURES = (
-    "click_through_rate",
-    "number_of_clicks",
-    "average_page_duration",
-    "sessions_last_7d",
-    "days_since_signup",
-    "conversion_rate",
-)
+# the user_data features, as the stream's fold defines them
+USER_FEATURES = FEATURES
 
 
 @dataclass(frozen=True)
@@ -241,7 +237,7 @@ def replay_activity(
     on the same events, parsed by the same schema. ``event_timestamp`` = the newest event."""
     from transformer.stream.events import activity as to_activity
     from transformer.stream.events import parse, record_json
-    from transformer.stream.fold import FEATURES, UserState, features, fold
+    from transformer.stream.fold import UserState, features, fold
 
     latest = rows.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
     by_user: dict[int, list] = {}

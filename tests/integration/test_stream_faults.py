@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from devtools import stack
+from devtools.bench_stream import wait_ready
 from tests.integration.helpers import online_features
 from tests.integration.stream_helpers import (
     client,
@@ -45,19 +45,6 @@ ARGS = [
     "--claim_every_s",
     "0.3",
 ]
-
-
-def wait_ready(w: stack.Server, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert w.proc.poll() is None, w.log_tail()
-        try:
-            if httpx.get(w.url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{w.name} not ready:\n{w.log_tail()}")
 
 
 def pending_of(rc, consumer: str) -> int:
