@@ -84,6 +84,9 @@ class RedisStreamSource:
             got = await self.r.xreadgroup(
                 self.group, self.consumer, {self.stream: "0"}, count=count
             )
+            gone = [i for _s, messages in got or [] for i, f in messages if f is None]
+            if gone:  # trimmed from the stream while pending: nothing left to process
+                await self.r.xack(self.stream, self.group, *gone)
             entries = _entries(got)
             if entries:
                 return entries, True
