@@ -47,8 +47,9 @@ def write_jsonl(path: Path, events: list[Activity], context: dict[str, Any] | No
 
 
 def start_worker(
-    fenv: stack.FeatureEnv, model_dir: Path, log_dir: Path, name: str, *args: str
+    fenv: stack.FeatureEnv, model_dir: Path | None, log_dir: Path, name: str, *args: str
 ) -> stack.Server:
+    """A worker process; ``model_dir`` None: it scores through ``--predictor_host`` (v2)."""
     port = stack.free_port()
     argv = [
         stack.PY,
@@ -57,8 +58,7 @@ def start_worker(
         "run",
         "--feast_repo_path",
         str(fenv.repo),
-        "--model_dir",
-        str(model_dir),
+        *(["--model_dir", str(model_dir)] if model_dir is not None else []),
         "--http_port",
         str(port),
         "--consumer",

@@ -188,3 +188,36 @@ def test_cached_mode_serves_the_streamed_prediction(redis, redis_features, model
         # another request context is not what the stream computed: the model answers
         other = outputs(httpx.post(tr.url + URL, json=v2_body(users, [99.0] * 2, [3] * 2)))
         assert other["prediction_source"] == ["model", "model"]
+
+
+def test_scoring_through_the_predictor_over_v2(redis, redis_features, model_dir, tmp_path):
+    """Without --model_dir the worker calls the predictor (v2 REST): same scores as the
+    embedded model on the same events."""
+    from devtools import stack
+
+    users = [1801, 1802, 1803]
+    events = make_events(users, 4, "t4")
+    path = write_jsonl(tmp_path / "events.jsonl", events, CTX)
+    url = f"redis://127.0.0.1:{redis.port}"
+    ports = stack.Ports.free()
+    pred = stack.start_predictor(model_dir, ports, tmp_path)
+    try:
+        stack.wait_ready(pred)
+        stream_cli(["publish", str(path), "--redis", url, "--stream", "ev4"])
+        host = f"127.0.0.1:{ports.predictor_http}"
+        log = run_until_idle(
+            redis_features, None, tmp_path, "w4", *names(4), "--predictor_host", host
+        )
+        assert f"scoring through the predictor at {host}" in log
+    finally:
+        stack.stop(pred)
+    via_v2 = {int(o["user_id"]): o for o in stream_outputs(client(redis), "out4")}
+    # the embedded model on the features the worker wrote (read back through Feast's SDK)
+    from predictor.artifact import load_model
+
+    model = load_model(model_dir)
+    assert {o["model_version"] for o in via_v2.values()} == {model.metadata.version}
+    got = online_features(redis_features, users, [35.0] * 3, [20] * 3)
+    x = [[got[f][i] for f in model.metadata.feature_names] for i in range(3)]
+    want = model.score(np.asarray(x, np.float64))
+    assert [float(via_v2[u]["score"]) for u in users] == [pytest.approx(w) for w in want]
