@@ -4,6 +4,11 @@ Writes, into ``<repo>/data/``:
 
 - ``user_data.parquet``: one row per user per weekly snapshot; every feature drifts over time
   (a per-user random walk), so a point-in-time join and a naive "latest" join disagree.
+- ``activity.parquet`` (only with ``activity_per_user`` > 0): raw user-activity events
+  (``click`` / ``page_view`` / ``session_end``) after the last snapshot, the stream worker's
+  input schema; ``user_data.parquet`` then also holds each active user's row after them,
+  folded with the stream worker's own fold (``replay_activity``), so the offline history a
+  model trains on and the online rows the stream writes come from one definition.
 - ``events.parquet``: labelled events (``clicked``, ``converted``) with the request-time fields
   (``session_duration_s``, ``hour_of_day``). The label probabilities are a known function of the
   features *as they were at event time*, so a model can learn them and leakage would show.
@@ -22,16 +27,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from transformer.stream.fold import FEATURES
+
 log = logging.getLogger(__name__)
 
-USER_FEATURES = (
-    "click_through_rate",
-    "number_of_clicks",
-    "average_page_duration",
-    "sessions_last_7d",
-    "days_since_signup",
-    "conversion_rate",
-)
+# the user_data features, as the stream's fold defines them
+USER_FEATURES = FEATURES
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class DataSpec:
     events_per_user: float = 6.0
     seed: int = 7
     end: datetime | None = None  # None: today 00:00 UTC
+    activity_per_user: float = 0.0  # > 0: also write activity.parquet and its folded rows
 
 
 def _end_of(spec: DataSpec) -> datetime:
@@ -192,6 +194,77 @@ def ensure_predictions_table(repo: Path) -> None:
     )
 
 
+ACTIVITY_TYPES = ("page_view", "click", "session_end")
+
+
+def activity_events(
+    latest: pd.DataFrame, start: datetime, span_s: float, per_user: float, seed: int
+) -> pd.DataFrame:
+    """Raw activity for the users of ``latest`` (one feature row each), in ``[start, start +
+    span_s)``: page views with durations around the user's average, clicks at about the
+    user's click-through rate (converted at about the conversion rate), some session ends.
+    Columns are the event schema's (``transformer.stream.events``)."""
+    rng = np.random.default_rng(seed)
+    users = latest["user_id"].to_numpy(np.int64)
+    counts = rng.poisson(per_user, size=len(users))
+    idx = np.repeat(np.arange(len(users)), counts)
+    n = idx.size
+    ctr = latest["click_through_rate"].to_numpy(float)[idx]
+    p_click = np.clip(ctr, 0.01, 0.5) / (1.0 + np.clip(ctr, 0.01, 0.5))
+    u = rng.random(n)
+    kind = np.where(u < 0.05, 2, np.where(u < 0.05 + p_click, 1, 0))
+    dur = rng.lognormal(np.log(latest["average_page_duration"].to_numpy(float)[idx] + 1), 0.5)
+    conv = rng.random(n) < latest["conversion_rate"].to_numpy(float)[idx]
+    offsets = np.sort(rng.uniform(0.0, span_s, size=n))
+    ts = (pd.Timestamp(start) + pd.to_timedelta(offsets, unit="s")).astype("datetime64[us, UTC]")
+    return pd.DataFrame(
+        {
+            "event_id": [f"{seed}-{i}" for i in range(n)],
+            "user_id": users[idx],
+            "event_time": ts,
+            "type": np.asarray(ACTIVITY_TYPES)[kind],
+            "duration_s": pd.array(np.where(kind == 0, np.round(dur, 3), np.nan), "Float64"),
+            "converted": pd.array(np.where(kind == 1, conv, None), "boolean"),
+        }
+    )
+
+
+def replay_activity(
+    rows: pd.DataFrame, activity: pd.DataFrame, lateness_s: float = 3600.0
+) -> pd.DataFrame:
+    """Each active user's ``user_data`` row after ``activity``, starting from their latest
+    row in ``rows`` (none: a new user): the stream worker's fold (``transformer.stream.fold``)
+    on the same events, parsed by the same schema. ``event_timestamp`` = the newest event."""
+    from transformer.stream.events import activity as to_activity
+    from transformer.stream.events import parse, record_json
+    from transformer.stream.fold import UserState, features, fold
+
+    latest = rows.sort_values("event_timestamp").groupby("user_id").tail(1).set_index("user_id")
+    by_user: dict[int, list] = {}
+    for rec in activity.to_dict("records"):
+        a = to_activity(parse(record_json(rec)))
+        by_user.setdefault(a.user_id, []).append(a)
+    out = []
+    for user, acts in sorted(by_user.items()):
+        if user in latest.index:
+            row = latest.loc[user]
+            us = int(pd.Timestamp(row["event_timestamp"]).value // 1000)
+            state = UserState.start({f: row[f] for f in FEATURES}, us)
+        else:
+            state = UserState.start(None, 0)
+        done = fold(state, acts, int(lateness_s * 1e6)).state
+        out.append({"user_id": user, **features(done), "ts_us": done.ts_us})
+    df = pd.DataFrame(out, columns=["user_id", *FEATURES, "ts_us"])
+    for f in ("click_through_rate", "average_page_duration", "conversion_rate"):
+        df[f] = df[f].astype(np.float32)
+    for f in ("number_of_clicks", "sessions_last_7d", "days_since_signup"):
+        df[f] = df[f].astype(np.int64)
+    ts = pd.to_datetime(df.pop("ts_us"), unit="us", utc=True).astype("datetime64[us, UTC]")
+    df["event_timestamp"] = ts
+    df["created"] = ts
+    return df
+
+
 def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
     """Write both parquet files under ``repo/data`` and return their paths."""
     data = repo / "data"
@@ -200,6 +273,13 @@ def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
     snaps = user_snapshots(spec)
     events = labelled_events(spec, snaps)
     paths = {"user_data": data / "user_data.parquet", "events": data / "events.parquet"}
+    if spec.activity_per_user > 0:
+        latest = snaps.groupby("user_id").tail(1)
+        start = latest["event_timestamp"].max().to_pydatetime() + timedelta(minutes=1)
+        activity = activity_events(latest, start, 50 * 60, spec.activity_per_user, spec.seed + 2)
+        paths["activity"] = data / "activity.parquet"
+        activity.to_parquet(paths["activity"], index=False)
+        snaps = pd.concat([snaps, replay_activity(snaps, activity)], ignore_index=True)
     snaps.to_parquet(paths["user_data"], index=False)
     events.to_parquet(paths["events"], index=False)
     ensure_predictions_table(repo)
@@ -221,6 +301,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--events-per-user", type=float, default=DataSpec.events_per_user)
     p.add_argument("--seed", type=int, default=DataSpec.seed)
     p.add_argument(
+        "--activity-per-user",
+        type=float,
+        default=DataSpec.activity_per_user,
+        help="also write activity.parquet (stream events) and the rows they fold into",
+    )
+    p.add_argument(
         "--end",
         type=lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC),
         default=None,
@@ -228,7 +314,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    generate(a.repo, DataSpec(a.users, a.weeks, a.events_per_user, a.seed, a.end))
+    generate(
+        a.repo,
+        DataSpec(a.users, a.weeks, a.events_per_user, a.seed, a.end, a.activity_per_user),
+    )
 
 
 if __name__ == "__main__":

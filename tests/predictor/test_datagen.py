@@ -52,3 +52,35 @@ def test_labels_depend_on_point_in_time_features():
     assert 0.05 < events["clicked"].mean() < 0.5
     assert (events["converted"] <= events["clicked"]).all()
     assert np.isin(events["hour_of_day"], np.arange(24)).all()
+
+
+def test_activity_history_is_the_stream_fold(tmp_path):
+    """With activity, the offline history gains each active user's row after it, built by the
+    stream worker's fold from the events in activity.parquet (the stream's input)."""
+    from dataclasses import replace
+
+    from transformer.stream.events import activity, parse, record_json
+    from transformer.stream.fold import FEATURES, UserState, features, fold
+
+    spec = replace(SPEC, n_users=60, activity_per_user=5.0)
+    paths = generate(tmp_path, spec)
+    acts = pd.read_parquet(paths["activity"])
+    rows = pd.read_parquet(paths["user_data"])
+    assert set(acts["type"]) == {"click", "page_view", "session_end"}
+    snaps = user_snapshots(spec)
+    assert len(rows) == len(snaps) + acts["user_id"].nunique()
+    pd.testing.assert_frame_equal(rows.iloc[: len(snaps)], snaps)  # the history is unchanged
+    user = int(acts["user_id"].value_counts().index[0])
+    before = snaps[snaps.user_id == user].iloc[-1]
+    state = UserState.start(
+        {f: before[f] for f in FEATURES}, pd.Timestamp(before["event_timestamp"]).value // 1000
+    )
+    mine = [activity(parse(record_json(r))) for r in acts[acts.user_id == user].to_dict("records")]
+    want = features(fold(state, mine, 3_600_000_000).state)
+    got = rows[rows.user_id == user].iloc[-1]
+    assert got["number_of_clicks"] == want["number_of_clicks"]
+    assert got["number_of_clicks"] - before["number_of_clicks"] == sum(
+        a.type == "click" for a in mine
+    )
+    assert got["click_through_rate"] == pytest.approx(want["click_through_rate"], rel=1e-6)
+    assert got["event_timestamp"] == pd.Timestamp(max(a.ts_us for a in mine), unit="us", tz="UTC")
