@@ -50,6 +50,8 @@ class Pending:
 
 
 class FeastTransformer(Model):
+    monitor: Any = None  # transformer.monitoring.views.Monitoring, set by server.build
+
     def __init__(
         self,
         name: str,
@@ -200,6 +202,9 @@ class FeastTransformer(Model):
                 )
         for label in set(source):
             self.metrics.predictions.labels(source=label).inc(source.count(label))
+        if self.monitor is not None:  # drift + quality: vectorized counts, no per-row work
+            users = payload.decoded.columns[self.reader.join_key]
+            self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)
         status = np.where(batch.missing, "missing", np.where(batch.stale, "stale", "present"))
         return Answer(
             payload.decoded,

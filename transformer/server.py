@@ -17,6 +17,7 @@ from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
+from transformer.monitoring import views as monitoring
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -78,7 +79,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
             settings.writeback_batch_rows,
         )
     log.info("mode %s", settings.mode)
-    return FeastTransformer(
+    model = FeastTransformer(
         settings.model_name,
         reader,
         model_features,
@@ -91,6 +92,8 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         writer=writer,
         precomputed_fallback=settings.precomputed_fallback,
     )
+    model.monitor = monitoring.build(settings, [f.name for f in model_features])
+    return model
 
 
 class _Lifecycle:
@@ -123,4 +126,5 @@ def serve(settings: TransformerSettings) -> None:
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
     install_route(app, Producer(model, user_view, model.reader.write))
+    monitoring.install_routes(app, settings.model_name, model.monitor)
     run_model_server(model, settings)

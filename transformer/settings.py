@@ -95,3 +95,45 @@ class TransformerSettings(BaseSettings):
     access_log: bool = Field(
         False, description="Log every request (access and timing lines; never payloads)"
     )
+
+    # --- monitoring (issue 15): live drift and quality against the model's baseline.json ---
+    monitoring_enabled: bool = Field(
+        True,
+        description="Count served features and scores for drift and join outcomes for quality "
+        "(needs a baseline file; without one monitoring is off, with a log line)",
+    )
+    monitoring_baseline: Path | None = Field(
+        None,
+        description="The model's baseline.json (written by predictor.train beside the model); "
+        "default: <collocated_model_dir>/baseline.json in collocated mode, else none",
+    )
+    monitoring_window: Literal["time", "rows"] = Field(
+        "time", description="Sliding window over time (seconds) or over served rows"
+    )
+    monitoring_window_size: float = Field(
+        3600.0, gt=0, description="Window length: seconds (time) or rows (rows)"
+    )
+    monitoring_buckets: int = Field(
+        12, ge=1, le=1000, description="Buckets of the window (it slides one bucket at a time)"
+    )
+    monitoring_min_rows: int = Field(
+        200, ge=1, description="Fewer present values in the window: drift statistics are NaN"
+    )
+    monitoring_psi_threshold: float = Field(
+        0.2, gt=0, description="PSI above which the JSON view flags a variable as drifted"
+    )
+    monitoring_compute_interval_ms: float = Field(
+        1000.0, ge=0, description="Recompute drift/quality statistics at most this often"
+    )
+    monitoring_prediction_log_size: int = Field(
+        100_000, ge=1, description="Scored rows kept to join late outcomes (labels) to"
+    )
+    monitoring_label_join_window_s: float = Field(
+        3600.0, gt=0, description="An outcome joins the user's latest prediction this recent"
+    )
+    monitoring_quality_window: int = Field(
+        5000, ge=10, description="Joined (score, outcome) pairs behind AUC/log loss/calibration"
+    )
+    monitoring_min_labels: int = Field(
+        200, ge=1, description="Fewer joined pairs: quality gauges are NaN"
+    )
