@@ -18,6 +18,7 @@ from transformer.features import FeatureReader, open_store, wait_for_feature_ser
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.monitoring import views as monitoring
+from transformer.monitoring.http import RequestMetrics
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -127,4 +128,6 @@ def serve(settings: TransformerSettings) -> None:
     )
     install_route(app, Producer(model, user_view, model.reader.write))
     monitoring.install_routes(app, settings.model_name, model.monitor)
+    if settings.monitoring_enabled:
+        app.add_middleware(RequestMetrics)
     run_model_server(model, settings)

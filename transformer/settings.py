@@ -99,8 +99,9 @@ class TransformerSettings(BaseSettings):
     # --- monitoring (issue 15): live drift and quality against the model's baseline.json ---
     monitoring_enabled: bool = Field(
         True,
-        description="Count served features and scores for drift and join outcomes for quality "
-        "(needs a baseline file; without one monitoring is off, with a log line)",
+        description="HTTP request counts/latency by endpoint, and drift of the served features "
+        "and scores + quality from joined outcomes (these two need a baseline file; without "
+        "one they are off, with a log line)",
     )
     monitoring_baseline: Path | None = Field(
         None,

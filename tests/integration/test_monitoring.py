@@ -186,3 +186,7 @@ def test_bad_label_bodies_get_400_naming_the_problem(monitored):
         assert r.status_code == 400 and message in r.json()["error"], (body, r.text)
     r = httpx.get(f"{monitored.url}/v2/models/other/monitoring")
     assert r.status_code == 404 and "other" in r.json()["error"]
+    counted = metric(
+        monitored.url, "transformer_http_requests_total", endpoint="labels", code="4xx"
+    )
+    assert counted >= len(cases)

@@ -135,8 +135,8 @@ def build(
         path = settings.collocated_model_dir / baseline_file.BASELINE_FILE
     if path is None or not path.is_file():
         log.warning(
-            "monitoring: disabled, no baseline file (%s); set monitoring_baseline to the "
-            "model's %s",
+            "drift and quality monitoring: off, no baseline file (%s); set "
+            "monitoring_baseline to the model's %s",
             path or "monitoring_baseline unset",
             baseline_file.BASELINE_FILE,
         )
