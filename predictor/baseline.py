@@ -57,6 +57,9 @@ class Baseline(BaseModel):
     rows: int = Field(ge=1)
     features: list[Distribution] = Field(min_length=1, description="Model inputs, model order")
     score: Distribution
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Hold-out quality (auc, log_loss) live quality is held to"
+    )
 
     @property
     def feature_names(self) -> list[str]:
@@ -85,10 +88,16 @@ def distribution(name: str, values: np.ndarray, bins: int = 10) -> Distribution:
 
 
 def compute(
-    model_version: str, names: list[str], x: np.ndarray, scores: np.ndarray, bins: int = 10
+    model_version: str,
+    names: list[str],
+    x: np.ndarray,
+    scores: np.ndarray,
+    bins: int = 10,
+    metrics: dict[str, float] | None = None,
 ) -> Baseline:
     return Baseline(
         model_version=model_version,
+        metrics=metrics or {},
         rows=int(x.shape[0]),
         features=[distribution(n, x[:, j], bins) for j, n in enumerate(names)],
         score=distribution(SCORE, scores, bins),

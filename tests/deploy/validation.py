@@ -228,12 +228,29 @@ def _servingruntime_schema() -> dict[str, Any]:
 
 
 @functools.cache
+def _prometheusrule_schema() -> dict[str, Any]:
+    """The Prometheus Operator's PrometheusRule CRD (vendored from prometheus-operator at
+    6adcebc, operator 0.93.0), strict like the InferenceService's."""
+    crd = yaml.safe_load((SCHEMAS / "monitoring.coreos.com_prometheusrules.yaml").read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
+    schema = _strict_crd_schema(version["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {
+        "$ref": f"{K8S_DEFS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    schema["properties"]["apiVersion"] = {"const": "monitoring.coreos.com/v1"}
+    schema["properties"]["kind"] = {"const": "PrometheusRule"}
+    schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
+    return schema
+
+
+@functools.cache
 def _crd_validator(kind: str, version: str) -> jsonschema.protocols.Validator:
     registry = referencing.Registry().with_resource(K8S_DEFS, _k8s_definitions(version))
     schema = {
         "InferenceService": _isvc_schema,
         "ServingRuntime": _servingruntime_schema,
         "ClusterServingRuntime": _servingruntime_schema,
+        "PrometheusRule": _prometheusrule_schema,
     }[kind]()
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
@@ -243,6 +260,12 @@ def schema_errors(obj: Obj, versions: Iterable[str] = K8S_VERSIONS) -> list[str]
     problems: list[str] = []
     api = str(obj.get("apiVersion", ""))
     for version in versions:
+        if api == "monitoring.coreos.com/v1" and obj.get("kind") == "PrometheusRule":
+            validator = _crd_validator("PrometheusRule", version)
+            for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
+                path = ".".join(str(p) for p in err.path)
+                problems.append(f"{ident(obj)} (k8s {version}): {path}: {err.message[:300]}")
+            continue
         if api.startswith("serving.kserve.io/"):
             kind = obj.get("kind")
             if kind not in ("InferenceService", "ServingRuntime", "ClusterServingRuntime") or (

@@ -168,6 +168,9 @@ def test_drift_and_quality_follow_the_shift(monitored):
     assert metric(m.url, "transformer_quality_auc", model_version=version) == pytest.approx(
         auc_after, abs=1e-6
     )
+    holdout = metric(m.url, "transformer_quality_holdout_auc", model_version=version)
+    assert holdout == pytest.approx(m.holdout_auc)
+    assert auc_after < holdout - 0.05 < auc_before  # the quality alert's condition
     if out := os.environ.get("MONITORING_DRIFT_JSON"):  # docs/monitoring.md's plot
         Path(out).write_text(json.dumps({"before": before, "after": after}))
     assert not math.isnan(metric(m.url, "transformer_quality_log_loss", model_version=version))

@@ -65,6 +65,7 @@ def test_baseline_describes_the_holdout_of_this_model_version(model_dir):
     assert b.model_version == meta.version
     assert b.feature_names == meta.feature_names  # model order, model names
     assert b.rows == meta.metrics["n_holdout"]
+    assert b.metrics == {"auc": meta.metrics["auc"], "log_loss": meta.metrics["log_loss"]}
     for d in [*b.features, b.score]:
         assert sum(d.counts) == b.rows and d.missing_share == 0.0
     assert len(b.score.counts) == 10  # a continuous score gets all ten quantile bins

@@ -103,6 +103,15 @@ class MonitoringCollector:
             g = GaugeMetricFamily(f"transformer_quality_{name}", doc, labels=["model_version"])
             g.add_metric([v], value)
             yield g
+        holdout = self.m.drift.baseline.metrics
+        if "auc" in holdout:  # the bar live AUC is held to (alert: live < hold-out - 0.05)
+            g = GaugeMetricFamily(
+                "transformer_quality_holdout_auc",
+                "ROC AUC of this model version on its training hold-out (from baseline.json)",
+                labels=["model_version"],
+            )
+            g.add_metric([v], holdout["auc"])
+            yield g
         for kind in ("predicted", "observed"):
             g = GaugeMetricFamily(
                 f"transformer_quality_calibration_{kind}",
