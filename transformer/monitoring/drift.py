@@ -1,8 +1,9 @@
 """Live drift of the model's inputs and score against the baseline written at training.
 
 ``observe`` (on the request path) bins a batch's feature matrix and scores in the baseline's
-bins with one ``np.searchsorted`` per column and one ``np.bincount`` for the batch, and adds
-the counts to the current bucket of a sliding window. ``snapshot`` (on a scrape or the JSON
+bins with one broadcast comparison against all edges (searchsorted for every column at once)
+and one ``np.bincount`` for the batch, and adds the counts to the current bucket of a sliding
+window in place. ``snapshot`` (on a scrape or the JSON
 view, cached for ``compute_interval_s``) sums the window and computes PSI, the
 Jensen-Shannon distance and the missing share per variable.
 """
@@ -71,7 +72,11 @@ class DriftMonitor:
         self._edges = [np.asarray(d.edges, np.float64) for d in self.variables]
         self.width = max(len(d.counts) for d in self.variables) + 1  # last slot: missing
         self._offsets = np.arange(len(self.variables), dtype=np.int64) * self.width
-        self.window = Window(self.width * len(self.variables), kind, size, buckets)
+        self._slots = self.width * len(self.variables)
+        self._edge_matrix = np.full((len(self.variables), max(self.width - 2, 1)), np.inf)
+        for j, e in enumerate(self._edges):
+            self._edge_matrix[j, : len(e)] = e
+        self.window = Window(self._slots, kind, size, buckets)
         self.min_rows = min_rows
         self.compute_interval_s = compute_interval_s
         self._snap: list[VariableDrift] | None = None
@@ -82,16 +87,15 @@ class DriftMonitor:
         n = features.shape[0]
         if n == 0:
             return
-        idx = np.empty((n, len(self.variables)), np.int64)
-        missing_slot = self.width - 1
-        for j, edges in enumerate(self._edges):
-            col = features[:, j] if j < features.shape[1] else scores
-            b = np.searchsorted(edges, col, side="right")
-            b[np.isnan(col)] = missing_slot
-            idx[:, j] = b
+        vals = np.empty((n, len(self.variables)))
+        vals[:, :-1] = features
+        vals[:, -1] = scores
+        # bin = number of inner edges <= x (searchsorted side="right" for every column at
+        # once; edges padded with +inf); NaN compares False, then goes to the missing slot
+        idx = (vals[:, :, None] >= self._edge_matrix).sum(axis=2)
+        idx[np.isnan(vals)] = self.width - 1
         idx += self._offsets
-        counts = np.bincount(idx.ravel(), minlength=self.window.counts.shape[1])
-        self.window.add(counts, n)
+        self.window.add(np.bincount(idx.ravel(), minlength=self._slots), n)
 
     def snapshot(self) -> list[VariableDrift]:
         now = time.monotonic()

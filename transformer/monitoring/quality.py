@@ -47,7 +47,7 @@ class PredictionLog:
 
     def lookup(self, users: np.ndarray, at: np.ndarray, max_age_s: float) -> np.ndarray:
         """Per label, the score of the user's latest prediction in [at - max_age_s, at];
-        NaN where there is none."""
+        NaN where there is none (or that answer was a default, logged as NaN)."""
         with self._lock:
             u, t, s = self.user.copy(), self.ts.copy(), self.score.copy()
         order = np.lexsort((t, u))  # by user, then time
@@ -97,8 +97,8 @@ class QualityMonitor:
         self.unmatched = 0
 
     def observe(self, users: np.ndarray, scores: np.ndarray) -> None:
-        ok = ~np.isnan(scores)
-        self.log.append(users[ok], scores[ok], time.time())
+        """Log a batch; a NaN score (a default answer) joins no outcome."""
+        self.log.append(users, scores, time.time())
 
     def add_labels(self, users: np.ndarray, at: np.ndarray, outcomes: np.ndarray) -> int:
         """Join outcomes to predictions; returns how many joined."""
