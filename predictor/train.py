@@ -224,8 +224,8 @@ def train(
             },
         )
         # the hold-out's input and score distributions, for live drift monitoring
-        holdout = {k: metrics[k] for k in ("auc", "log_loss")}
-        baseline.write(output, baseline.compute(meta.version, names, x_test, p, metrics=holdout))
+        quality = {k: metrics[k] for k in ("auc", "log_loss")}
+        baseline.write(output, baseline.compute(meta.version, names, x_test, p, metrics=quality))
     with progress.step("plotting the ROC curve"):
         plot_roc(output / "roc.png", y_test, p, f"{meta.version} ({label}, hold-out)")
     log.info("model %s written to %s", meta.version, output)

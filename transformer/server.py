@@ -17,6 +17,7 @@ from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
+from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import RequestMetrics
 from transformer.predictor_client import (
@@ -128,6 +129,12 @@ def serve(settings: TransformerSettings) -> None:
     )
     install_route(app, Producer(model, user_view, model.reader.write))
     monitoring.install_routes(app, settings.model_name, model.monitor)
+    names = [f.name for f in model.model_features]
+    version = model.monitor.model_version if model.monitor is not None else ""
+    if (payload := payload_log.build(settings, names, version)) is not None:
+        model.monitor = monitoring.combine(model.monitor, payload)
+        app.router.on_startup.append(payload.start)
+        app.router.on_shutdown.append(payload.stop)
     if settings.monitoring_enabled:
         app.add_middleware(RequestMetrics)
     run_model_server(model, settings)

@@ -138,3 +138,30 @@ class TransformerSettings(BaseSettings):
     monitoring_min_labels: int = Field(
         200, ge=1, description="Fewer joined pairs: quality gauges are NaN"
     )
+    payload_log_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of requests whose inputs and scores are logged to a Redis stream "
+        "(0: off); sampled, through a bounded queue that drops rather than waits",
+    )
+    payload_log_redis: str | None = Field(
+        None,
+        description="Redis of the payload stream: host:port or redis://[:password@]host:port/db",
+    )
+    payload_log_stream: str = Field("click-model:payloads", description="Stream key")
+    payload_log_maxlen: int = Field(
+        100_000, ge=1, description="Stream length kept (XADD MAXLEN ~, oldest trimmed)"
+    )
+    payload_log_queue_size: int = Field(
+        1000, ge=1, description="Sampled requests waiting to be written before new ones drop"
+    )
+    payload_log_features: bool = Field(True, description="Include the model inputs in entries")
+    payload_log_hash_keys: bool = Field(
+        True, description="Log entity keys hashed (blake2b with payload_log_salt), not in clear"
+    )
+    payload_log_salt: str = Field(
+        "",
+        description="Salt of the key hash (set it from a Secret so hashes match across pods; "
+        "empty: a random salt per process)",
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ THRESHOLD = 0.2  # the alert threshold (PSI), monitoring/rules.yaml and monitori
 WINDOW = 1000  # drift window, rows
 BATCH = 100
 ROUNDS = 3  # each user scored and labelled this many times: 3000 (score, outcome) pairs
+STREAM = "test:payloads"
 AUC_TOLERANCE = 0.06  # live vs hold-out AUC: ~2400 hold-out and 3000 live pairs, ~2 SE each
 
 
@@ -41,6 +43,7 @@ class Monitored:
     snapshots: pd.DataFrame  # latest true (unshifted) snapshot per user
     holdout_auc: float
     model_dir: Path
+    redis: str  # host:port; the payload stream is there too
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +65,21 @@ def monitored(model_dir, tmp_path_factory) -> Iterator[Monitored]:
             "--monitoring_compute_interval_ms", "0",
             "--monitoring_quality_window", str(ROUNDS * WINDOW),
             "--max_batch_size", "500",
+            "--payload_log_rate", "1",
+            "--payload_log_redis", redis.connection_string,
+            "--payload_log_stream", STREAM,
+            "--payload_log_salt", "test-salt",
         ]  # fmt: skip
         from tests.conftest import serving
 
         with serving(fenv, model_dir, tmp_path_factory.mktemp("logs"), *args) as (tr, _, _):
-            yield Monitored(tr.url, latest, read_metadata(model_dir).metrics["auc"], model_dir)
+            yield Monitored(
+                tr.url,
+                latest,
+                read_metadata(model_dir).metrics["auc"],
+                model_dir,
+                redis.connection_string,
+            )
 
 
 def serve_and_label(m: Monitored, users: np.ndarray, seed: int) -> None:
@@ -193,3 +206,27 @@ def test_bad_label_bodies_get_400_naming_the_problem(monitored):
         monitored.url, "transformer_http_requests_total", endpoint="labels", code="4xx"
     )
     assert counted >= len(cases)
+
+
+def test_payload_log_has_hashed_keys_scores_and_features(monitored):
+    import redis
+
+    from transformer.monitoring.payload import hash_key
+
+    body = v2_body([7, 8, 10_000_001], return_features=False, cache=False)
+    out = outputs(httpx.post(f"{monitored.url}/v2/models/{MODEL}/infer", json=body))
+    host, port = monitored.redis.split(":")
+    r = redis.Redis(host=host, port=int(port))
+    want = json.dumps([hash_key("test-salt", k) for k in (7, 8, 10_000_001)])
+    for _ in range(50):  # written by a background task
+        entries = [f for _, f in r.xrevrange(STREAM, count=20) if f[b"keys"].decode() == want]
+        if entries:
+            break
+        time.sleep(0.1)
+    assert entries, "request not in the payload stream"
+    fields = {k.decode(): v.decode() for k, v in entries[0].items()}
+    scores = json.loads(fields["scores"])
+    assert scores[:2] == pytest.approx(out["score"][:2]) and scores[2] is None  # unknown user
+    feats = json.loads(fields["features"])
+    assert list(feats) == read_metadata(monitored.model_dir).feature_names
+    assert "10000001" not in fields["keys"] and fields["model_version"] == out["model_version"][0]

@@ -48,8 +48,28 @@ class Monitoring:
             "features": [v.as_dict(self.psi_threshold) for v in snap[:-1]],
             "score": snap[-1].as_dict(self.psi_threshold),
             "quality": self.quality.snapshot().as_dict()
-            | {"joined_total": self.quality.joined, "unmatched_total": self.quality.unmatched},
+            | {
+                "joined_total": self.quality.joined,
+                "unmatched_total": self.quality.unmatched,
+                "holdout": self.drift.baseline.metrics,
+            },
         }
+
+
+class Fanout:
+    """Several observers behind the one hook of the request path."""
+
+    def __init__(self, *observers: Any):
+        self.observers = observers
+
+    def observe(self, features: np.ndarray, scores: np.ndarray, users: np.ndarray) -> None:
+        for o in self.observers:
+            o.observe(features, scores, users)
+
+
+def combine(*observers: Any) -> Any:
+    present = [o for o in observers if o is not None]
+    return None if not present else present[0] if len(present) == 1 else Fanout(*present)
 
 
 class MonitoringCollector:
