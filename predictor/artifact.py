@@ -93,10 +93,12 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
     try:
         return ModelMetadata.model_validate(raw)
     except ValidationError as e:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise ArtifactError(f"{path}: {fields}") from e
+        raise ArtifactError(f"{path}: {describe(e)}") from e
+
+
+def describe(e: ValidationError) -> str:
+    """``field.path: message; ...`` of a pydantic validation error."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
 
 
 def _sklearn_scorer(model: Any) -> Scorer:

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from predictor.artifact import describe
+
 BASELINE_FILE = "baseline.json"
 SCORE = "score"  # the name the score's distribution goes by
 
@@ -120,7 +122,4 @@ def read(path: Path) -> Baseline:
     try:
         return Baseline.model_validate(raw)
     except ValidationError as e:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
-        raise BaselineError(f"{path}: {fields}") from e
+        raise BaselineError(f"{path}: {describe(e)}") from e

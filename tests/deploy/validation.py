@@ -203,44 +203,48 @@ def _strict_crd_schema(node: Any) -> Any:
     return out
 
 
-@functools.cache
-def _isvc_schema() -> dict[str, Any]:
+def _crd_object_schema(file: str, group: str, version: str, kind: str) -> dict[str, Any]:
+    """The strict JSON schema of one kind/version of a vendored CRD."""
     # 2 MB of trusted YAML: the C loader when PyYAML has it (seconds faster).
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load(
-        (SCHEMAS / "serving.kserve.io_inferenceservices.yaml").read_text(), Loader=loader
-    )
+    crd = yaml.load((SCHEMAS / file).read_text(), Loader=loader)
     assert crd["kind"] == "CustomResourceDefinition", crd["kind"]
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
-    schema = _strict_crd_schema(version["schema"]["openAPIV3Schema"])
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = _strict_crd_schema(served["schema"]["openAPIV3Schema"])
     schema["properties"]["metadata"] = {
         "$ref": f"{K8S_DEFS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     }
-    schema["properties"]["apiVersion"] = {"const": "serving.kserve.io/v1beta1"}
-    schema["properties"]["kind"] = {"const": "InferenceService"}
+    schema["properties"]["apiVersion"] = {"const": f"{group}/{version}"}
+    schema["properties"]["kind"] = {"const": kind}
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     return schema
 
 
 @functools.cache
-def _servingruntime_schema() -> dict[str, Any]:
-    return json.loads((SCHEMAS / "serving.kserve.io_servingruntimes.schema.json").read_text())
+def _isvc_schema() -> dict[str, Any]:
+    return _crd_object_schema(
+        "serving.kserve.io_inferenceservices.yaml",
+        "serving.kserve.io",
+        "v1beta1",
+        "InferenceService",
+    )
 
 
 @functools.cache
 def _prometheusrule_schema() -> dict[str, Any]:
     """The Prometheus Operator's PrometheusRule CRD (vendored from prometheus-operator at
-    6adcebc, operator 0.93.0), strict like the InferenceService's."""
-    crd = yaml.safe_load((SCHEMAS / "monitoring.coreos.com_prometheusrules.yaml").read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
-    schema = _strict_crd_schema(version["schema"]["openAPIV3Schema"])
-    schema["properties"]["metadata"] = {
-        "$ref": f"{K8S_DEFS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
-    }
-    schema["properties"]["apiVersion"] = {"const": "monitoring.coreos.com/v1"}
-    schema["properties"]["kind"] = {"const": "PrometheusRule"}
-    schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
-    return schema
+    6adcebc, operator 0.93.0)."""
+    return _crd_object_schema(
+        "monitoring.coreos.com_prometheusrules.yaml",
+        "monitoring.coreos.com",
+        "v1",
+        "PrometheusRule",
+    )
+
+
+@functools.cache
+def _servingruntime_schema() -> dict[str, Any]:
+    return json.loads((SCHEMAS / "serving.kserve.io_servingruntimes.schema.json").read_text())
 
 
 @functools.cache
@@ -255,25 +259,26 @@ def _crd_validator(kind: str, version: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
+#: (apiVersion, kind) validated against a vendored CRD schema (others of these groups: error)
+CRD_KINDS = {
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("serving.kserve.io/v1alpha1", "ServingRuntime"),
+    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
+
+
 def schema_errors(obj: Obj, versions: Iterable[str] = K8S_VERSIONS) -> list[str]:
     """Problems of one object against its schema, for each Kubernetes version."""
     problems: list[str] = []
     api = str(obj.get("apiVersion", ""))
     for version in versions:
-        if api == "monitoring.coreos.com/v1" and obj.get("kind") == "PrometheusRule":
-            validator = _crd_validator("PrometheusRule", version)
-            for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
-                path = ".".join(str(p) for p in err.path)
-                problems.append(f"{ident(obj)} (k8s {version}): {path}: {err.message[:300]}")
-            continue
-        if api.startswith("serving.kserve.io/"):
-            kind = obj.get("kind")
-            if kind not in ("InferenceService", "ServingRuntime", "ClusterServingRuntime") or (
-                kind == "InferenceService" and api != "serving.kserve.io/v1beta1"
-            ):
+        kind = obj.get("kind")
+        if api.startswith(("serving.kserve.io/", "monitoring.coreos.com/")):
+            if (api, kind) not in CRD_KINDS:
                 problems.append(f"{ident(obj)}: no schema for {api} {kind}")
                 continue
-            validator = _crd_validator(kind, version)
+            validator = _crd_validator(str(kind), version)
             for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
                 path = ".".join(str(p) for p in err.path)
                 problems.append(f"{ident(obj)} (k8s {version}): {path}: {err.message[:300]}")
