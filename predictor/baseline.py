@@ -11,13 +11,12 @@ version hash: a model directory without it loads and serves as before, without m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from predictor.artifact import describe
+from predictor.artifact import validated_json
 
 BASELINE_FILE = "baseline.json"
 SCORE = "score"  # the name the score's distribution goes by
@@ -113,13 +112,4 @@ def write(model_dir: Path, baseline: Baseline) -> Path:
 
 
 def read(path: Path) -> Baseline:
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as e:
-        raise BaselineError(f"{path}: cannot read: {e}") from e
-    except json.JSONDecodeError as e:
-        raise BaselineError(f"{path}: not valid JSON: {e}") from e
-    try:
-        return Baseline.model_validate(raw)
-    except ValidationError as e:
-        raise BaselineError(f"{path}: {describe(e)}") from e
+    return validated_json(path, Baseline, BaselineError)
