@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import gc
 import warnings
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app
 
-from predictor import fast_rest, rest
+from predictor import fast_rest, logs, rest
 
 
 class ServerSettings(Protocol):
@@ -24,7 +25,14 @@ class ServerSettings(Protocol):
     enable_latency_logging: bool
 
 
-def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int = 1) -> None:
+def run_model_server(
+    model: kserve.Model,
+    settings: ServerSettings,
+    workers: int = 1,
+    outer: Sequence[Callable[[Any], Any]] = (),
+) -> None:
+    """``outer``: ASGI middleware that must see every request, the fast infer path included
+    (it wraps the app outside ``fast_rest.FastInfer``); ``logs.RequestId`` is outermost."""
     # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     rest.install(app)
@@ -37,9 +45,17 @@ def run_model_server(model: kserve.Model, settings: ServerSettings, workers: int
         enable_latency_logging=settings.enable_latency_logging,
     )
     fast_rest.install(app, server.dataplane)
+    for wrap in [*outer, logs.RequestId]:  # x-request-id: logged with each line, echoed back
+        _outermost(app, wrap)
     # Everything loaded so far (Feast's registry, the model, imports) lives as long as the
     # process: move it out of the collector's sight, so a full collection under load walks
     # only request garbage instead of stalling the event loop for ~100 ms.
     gc.collect()
     gc.freeze()
     server.start([model])
+
+
+def _outermost(app: Any, wrap: Callable[[Any], Any]) -> None:
+    """Wrap the app's middleware stack (built on the first request) in ``wrap``."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: wrap(build())

@@ -135,6 +135,5 @@ def serve(settings: TransformerSettings) -> None:
         model.monitor = monitoring.combine(model.monitor, payload)
         app.router.on_startup.append(payload.start)
         app.router.on_shutdown.append(payload.stop)
-    if settings.monitoring_enabled:
-        app.add_middleware(RequestMetrics)
-    run_model_server(model, settings)
+    # request counts/latency must wrap the fast infer path too: outermost layers
+    run_model_server(model, settings, outer=[RequestMetrics] if settings.monitoring_enabled else [])

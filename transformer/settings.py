@@ -165,3 +165,6 @@ class TransformerSettings(BaseSettings):
         description="Salt of the key hash (set it from a Secret so hashes match across pods; "
         "empty: a random salt per process)",
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as one JSON object each (with the request id)"
+    )

@@ -21,7 +21,7 @@ import pytest
 from devtools import stack
 from predictor.artifact import read_metadata
 from predictor.datagen import USER_FEATURES, click_logit, shift_features
-from tests.conftest import N_USERS, copy_repo
+from tests.conftest import N_USERS, copy_repo, serving
 from tests.integration.helpers import outputs, v2_body
 
 pytestmark = pytest.mark.integration
@@ -44,6 +44,8 @@ class Monitored:
     holdout_auc: float
     model_dir: Path
     redis: str  # host:port; the payload stream is there too
+    predictor_url: str
+    log_path: Path | None  # the transformer's log (JSON lines)
 
 
 @pytest.fixture(scope="module")
@@ -69,16 +71,13 @@ def monitored(model_dir, tmp_path_factory) -> Iterator[Monitored]:
             "--payload_log_redis", redis.connection_string,
             "--payload_log_stream", STREAM,
             "--payload_log_salt", "test-salt",
+            "--log_format", "json",
         ]  # fmt: skip
-        from tests.conftest import serving
 
-        with serving(fenv, model_dir, tmp_path_factory.mktemp("logs"), *args) as (tr, _, _):
+        with serving(fenv, model_dir, tmp_path_factory.mktemp("logs"), *args) as (tr, pred, _):
+            auc = read_metadata(model_dir).metrics["auc"]
             yield Monitored(
-                tr.url,
-                latest,
-                read_metadata(model_dir).metrics["auc"],
-                model_dir,
-                redis.connection_string,
+                tr.url, latest, auc, model_dir, redis.connection_string, pred.url, tr.log_path
             )
 
 
@@ -230,3 +229,26 @@ def test_payload_log_has_hashed_keys_scores_and_features(monitored):
     feats = json.loads(fields["features"])
     assert list(feats) == read_metadata(monitored.model_dir).feature_names
     assert "10000001" not in fields["keys"] and fields["model_version"] == out["model_version"][0]
+
+
+def test_request_ids_are_echoed_and_log_lines_are_json(monitored):
+    body = v2_body([7])
+    for url in (monitored.url, monitored.predictor_url):
+        path = "/v2/models/click-model/infer"
+        if url == monitored.predictor_url:
+            path = "/v2/health/ready"
+            r = httpx.get(url + path, headers={"x-request-id": "req-42"})
+        else:
+            r = httpx.post(url + path, json=body, headers={"x-request-id": "req-42"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "req-42", url
+    infer_ok = ("transformer_http_requests_total", {"endpoint": "infer", "code": "2xx"})
+    before = metric(monitored.url, infer_ok[0], **infer_ok[1])
+    generated = httpx.post(f"{monitored.url}/v2/models/{MODEL}/infer", json=body)
+    assert len(generated.headers["x-request-id"]) == 32
+    # the fast v2 infer path is counted too (the middleware wraps it)
+    assert metric(monitored.url, infer_ok[0], **infer_ok[1]) == before + 1
+    assert monitored.log_path is not None
+    lines = [ln for ln in monitored.log_path.read_text().splitlines() if ln.startswith("{")]
+    parsed = [json.loads(ln) for ln in lines]
+    assert parsed and all({"ts", "level", "logger", "message"} <= set(p) for p in parsed)
+    assert any(p["message"].startswith("monitoring: model") for p in parsed)
