@@ -1,9 +1,11 @@
 """Live drift of the model's inputs and score against the baseline written at training.
 
-``observe`` (on the request path) bins a batch's feature matrix and scores in the baseline's
-bins with one broadcast comparison against all edges (searchsorted for every column at once)
-and one ``np.bincount`` for the batch, and adds the counts to the current bucket of a sliding
-window in place. ``snapshot`` (on a scrape or the JSON
+``observe`` (on the request path) copies a batch's feature matrix and scores into a fixed
+buffer; every ``FLUSH_ROWS`` rows (and before any snapshot) the buffer is binned in the
+baseline's bins with one broadcast comparison against all edges (searchsorted for every
+column at once) and one ``np.bincount``, and the counts are added in place to the current
+bucket of a sliding window. A time window thus dates buffered rows by their flush, at most
+``FLUSH_ROWS`` rows late. ``snapshot`` (on a scrape or the JSON
 view, cached for ``compute_interval_s``) sums the window and computes PSI, the
 Jensen-Shannon distance and the missing share per variable.
 """
@@ -20,6 +22,8 @@ import numpy as np
 from predictor.baseline import Baseline, Distribution
 from transformer.monitoring import stats
 from transformer.monitoring.window import Window, WindowKind
+
+FLUSH_ROWS = 256  # rows buffered before they are binned (a snapshot bins them at once)
 
 
 @dataclass
@@ -77,30 +81,50 @@ class DriftMonitor:
         for j, e in enumerate(self._edges):
             self._edge_matrix[j, : len(e)] = e
         self.window = Window(self._slots, kind, size, buckets)
+        self._pending = np.empty((FLUSH_ROWS, len(self.variables)))
+        self._pending_n = 0
         self.min_rows = min_rows
         self.compute_interval_s = compute_interval_s
         self._snap: list[VariableDrift] | None = None
         self._snap_at = -math.inf
 
     def observe(self, features: np.ndarray, scores: np.ndarray) -> None:
-        """Count one batch: ``features`` (N, F) in model order, ``scores`` (N,), NaN = missing."""
+        """Queue one batch: ``features`` (N, F) in model order, ``scores`` (N,), NaN = missing.
+
+        Rows are copied into a fixed buffer (one slice assignment) and counted together once
+        it holds ``FLUSH_ROWS`` rows or a snapshot is taken: the per-request cost is a copy,
+        the binning is amortized over many requests."""
         n = features.shape[0]
         if n == 0:
             return
-        vals = np.empty((n, len(self.variables)))
-        vals[:, :-1] = features
-        vals[:, -1] = scores
+        if self._pending_n + n > FLUSH_ROWS:
+            self.flush()
+        if n >= FLUSH_ROWS:
+            self._count(np.column_stack([features, scores]))
+            return
+        rows = self._pending[self._pending_n : self._pending_n + n]
+        rows[:, :-1] = features
+        rows[:, -1] = scores
+        self._pending_n += n
+
+    def flush(self) -> None:
+        if self._pending_n:
+            self._count(self._pending[: self._pending_n])
+            self._pending_n = 0
+
+    def _count(self, vals: np.ndarray) -> None:
         # bin = number of inner edges <= x (searchsorted side="right" for every column at
         # once; edges padded with +inf); NaN compares False, then goes to the missing slot
         idx = (vals[:, :, None] >= self._edge_matrix).sum(axis=2)
         idx[np.isnan(vals)] = self.width - 1
         idx += self._offsets
-        self.window.add(np.bincount(idx.ravel(), minlength=self._slots), n)
+        self.window.add(np.bincount(idx.ravel(), minlength=self._slots), vals.shape[0])
 
     def snapshot(self) -> list[VariableDrift]:
         now = time.monotonic()
         if self._snap is not None and now - self._snap_at < self.compute_interval_s:
             return self._snap
+        self.flush()
         total, _ = self.window.total()
         per_var = total.reshape(len(self.variables), self.width)
         out = []

@@ -39,11 +39,17 @@ class PredictionLog:
         if n == 0:
             return
         with self._lock:
-            pos = (self._head + np.arange(n)) % self.capacity
-            self.user[pos] = users[-n:]
-            self.score[pos] = scores[-n:]
-            self.ts[pos] = now
-            self._head = int((self._head + n) % self.capacity)
+            h = self._head
+            if h + n <= self.capacity:  # the usual case: one contiguous slice
+                self.user[h : h + n] = users[-n:]
+                self.score[h : h + n] = scores[-n:]
+                self.ts[h : h + n] = now
+            else:
+                pos = (h + np.arange(n)) % self.capacity
+                self.user[pos] = users[-n:]
+                self.score[pos] = scores[-n:]
+                self.ts[pos] = now
+            self._head = (h + n) % self.capacity
 
     def lookup(self, users: np.ndarray, at: np.ndarray, max_age_s: float) -> np.ndarray:
         """Per label, the score of the user's latest prediction in [at - max_age_s, at];
