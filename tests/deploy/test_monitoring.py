@@ -1,17 +1,20 @@
 """The monitoring objects of the inference-service chart and the alert rules they carry:
-PrometheusRule against the Prometheus Operator CRD (also in test_helm's cases through
-ci/monitoring-values.yaml), promtool check + unit tests, the Grafana dashboard, and every
+PrometheusRule against the Prometheus Operator CRD (vendored in schemas/, strict like the
+KServe CRDs in validation.py), promtool check + unit tests, the Grafana dashboard, and every
 metric they query exported by the code."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
+import referencing
 import yaml
 
 from tests.deploy import validation as v
@@ -25,6 +28,30 @@ RULES_TEST = Path(__file__).parent / "promtool" / "rules_test.yaml"
 # exported by another part (the online-store health gauge of the fault-tolerance work)
 EXTERNAL = {"transformer_online_store_up"}
 KSERVE = {"request_preprocess_seconds", "request_predict_seconds", "request_postprocess_seconds"}
+
+
+@functools.cache
+def _rule_validator(k8s: str) -> jsonschema.protocols.Validator:
+    """The PrometheusRule CRD (prometheus-operator at 6adcebc, operator 0.93.0), strict."""
+    crd = yaml.safe_load((v.SCHEMAS / "monitoring.coreos.com_prometheusrules.yaml").read_text())
+    (served,) = [x for x in crd["spec"]["versions"] if x["name"] == "v1"]
+    schema = v._strict_crd_schema(served["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {
+        "$ref": f"{v.K8S_DEFS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    }
+    schema["properties"]["apiVersion"] = {"const": "monitoring.coreos.com/v1"}
+    schema["properties"]["kind"] = {"const": "PrometheusRule"}
+    schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
+    registry = referencing.Registry().with_resource(v.K8S_DEFS, v._k8s_definitions(k8s))
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def rule_errors(obj: v.Obj) -> list[str]:
+    return [
+        f"k8s {k8s}: {'.'.join(str(p) for p in e.path)}: {e.message[:300]}"
+        for k8s in v.K8S_VERSIONS
+        for e in _rule_validator(k8s).iter_errors(obj)
+    ]
 
 
 def promtool() -> str:
@@ -105,16 +132,19 @@ def test_prometheusrule_is_the_rules_file_and_valid_against_the_crd():
     (rule,) = [o for o in objs if o["kind"] == "PrometheusRule"]
     assert rule["spec"] == yaml.safe_load(RULES.read_text())
     assert rule["metadata"]["labels"]["release"] == "kps"
-    assert v.schema_errors(rule) == []
+    assert rule_errors(rule) == []
+    cm_and_rest = [o for o in objs if o["kind"] != "PrometheusRule"]
+    assert not [p for o in cm_and_rest for p in v.schema_errors(o)]
     broken = json.loads(json.dumps(rule))
     broken["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
     broken["spec"]["groups"][0]["rules"][0]["severity"] = "x"
-    problems = v.schema_errors(broken)
+    problems = rule_errors(broken)
     assert any("for" in p for p in problems) and any("severity" in p for p in problems), problems
 
 
 def test_dashboard_configmap_for_grafanas_sidecar():
     objs = render("--set", "monitoring.dashboard.enabled=true")
+    assert not [p for o in objs for p in v.schema_errors(o)]  # the ConfigMap too
     (cm,) = [
         o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboard")
     ]
@@ -164,3 +194,15 @@ def test_every_queried_metric_is_exported():
     exported |= {f"transformer_quality_calibration_{k}" for k in ("predicted", "observed")}
     missing = queried - exported - EXTERNAL - KSERVE
     assert not missing, missing
+
+
+def test_helm_lint_strict_with_monitoring_on():
+    r = v.run(
+        [
+            v.tool("helm"), "lint", "--strict", str(CHART),
+            "-f", str(CHART / "ci" / "minimal-values.yaml"),
+            "--set", "monitoring.prometheusRule.enabled=true",
+            "--set", "monitoring.dashboard.enabled=true",
+        ]
+    )  # fmt: skip
+    assert "[WARNING]" not in r.stdout and "[ERROR]" not in r.stdout, r.stdout

@@ -203,43 +203,23 @@ def _strict_crd_schema(node: Any) -> Any:
     return out
 
 
-def _crd_object_schema(file: str, group: str, version: str, kind: str) -> dict[str, Any]:
-    """The strict JSON schema of one kind/version of a vendored CRD."""
+@functools.cache
+def _isvc_schema() -> dict[str, Any]:
     # 2 MB of trusted YAML: the C loader when PyYAML has it (seconds faster).
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load((SCHEMAS / file).read_text(), Loader=loader)
+    crd = yaml.load(
+        (SCHEMAS / "serving.kserve.io_inferenceservices.yaml").read_text(), Loader=loader
+    )
     assert crd["kind"] == "CustomResourceDefinition", crd["kind"]
-    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
-    schema = _strict_crd_schema(served["schema"]["openAPIV3Schema"])
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    schema = _strict_crd_schema(version["schema"]["openAPIV3Schema"])
     schema["properties"]["metadata"] = {
         "$ref": f"{K8S_DEFS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     }
-    schema["properties"]["apiVersion"] = {"const": f"{group}/{version}"}
-    schema["properties"]["kind"] = {"const": kind}
+    schema["properties"]["apiVersion"] = {"const": "serving.kserve.io/v1beta1"}
+    schema["properties"]["kind"] = {"const": "InferenceService"}
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     return schema
-
-
-@functools.cache
-def _isvc_schema() -> dict[str, Any]:
-    return _crd_object_schema(
-        "serving.kserve.io_inferenceservices.yaml",
-        "serving.kserve.io",
-        "v1beta1",
-        "InferenceService",
-    )
-
-
-@functools.cache
-def _prometheusrule_schema() -> dict[str, Any]:
-    """The Prometheus Operator's PrometheusRule CRD (vendored from prometheus-operator at
-    6adcebc, operator 0.93.0)."""
-    return _crd_object_schema(
-        "monitoring.coreos.com_prometheusrules.yaml",
-        "monitoring.coreos.com",
-        "v1",
-        "PrometheusRule",
-    )
 
 
 @functools.cache
@@ -254,18 +234,8 @@ def _crd_validator(kind: str, version: str) -> jsonschema.protocols.Validator:
         "InferenceService": _isvc_schema,
         "ServingRuntime": _servingruntime_schema,
         "ClusterServingRuntime": _servingruntime_schema,
-        "PrometheusRule": _prometheusrule_schema,
     }[kind]()
     return jsonschema.Draft202012Validator(schema, registry=registry)
-
-
-#: (apiVersion, kind) validated against a vendored CRD schema (others of these groups: error)
-CRD_KINDS = {
-    ("serving.kserve.io/v1beta1", "InferenceService"),
-    ("serving.kserve.io/v1alpha1", "ServingRuntime"),
-    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
-    ("monitoring.coreos.com/v1", "PrometheusRule"),
-}
 
 
 def schema_errors(obj: Obj, versions: Iterable[str] = K8S_VERSIONS) -> list[str]:
@@ -273,12 +243,14 @@ def schema_errors(obj: Obj, versions: Iterable[str] = K8S_VERSIONS) -> list[str]
     problems: list[str] = []
     api = str(obj.get("apiVersion", ""))
     for version in versions:
-        kind = obj.get("kind")
-        if api.startswith(("serving.kserve.io/", "monitoring.coreos.com/")):
-            if (api, kind) not in CRD_KINDS:
+        if api.startswith("serving.kserve.io/"):
+            kind = obj.get("kind")
+            if kind not in ("InferenceService", "ServingRuntime", "ClusterServingRuntime") or (
+                kind == "InferenceService" and api != "serving.kserve.io/v1beta1"
+            ):
                 problems.append(f"{ident(obj)}: no schema for {api} {kind}")
                 continue
-            validator = _crd_validator(str(kind), version)
+            validator = _crd_validator(kind, version)
             for err in sorted(validator.iter_errors(obj), key=lambda e: list(e.path)):
                 path = ".".join(str(p) for p in err.path)
                 problems.append(f"{ident(obj)} (k8s {version}): {path}: {err.message[:300]}")
