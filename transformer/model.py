@@ -200,11 +200,11 @@ class FeastTransformer(Model):
                     batch.feature_ts[idx],
                     [payload.keys[i] for i in idx.tolist()],
                 )
-        for label in set(source):
-            self.metrics.predictions.labels(source=label).inc(source.count(label))
         if self.monitor is not None:  # drift + quality: vectorized counts, no per-row work
             users = payload.decoded.columns[self.reader.join_key]
             self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)
+        for label in set(source):
+            self.metrics.predictions.labels(source=label).inc(source.count(label))
         status = np.where(batch.missing, "missing", np.where(batch.stale, "stale", "present"))
         return Answer(
             payload.decoded,
