@@ -9,7 +9,7 @@ from predictor.settings import PredictorSettings
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(PredictorSettings, argv, "python -m predictor")
-    logs.configure(settings.log_level, settings.access_log)
+    logs.configure(settings.log_level, settings.access_log, settings.log_format)
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from predictor.server import serve
 

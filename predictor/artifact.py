@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -86,17 +86,28 @@ def read_metadata(model_dir: Path) -> ModelMetadata:
     path = model_dir / METADATA_FILE
     if not path.is_file():
         raise ArtifactError(f"{path}: not found (a model directory holds {METADATA_FILE})")
+    return validated_json(path, ModelMetadata, ArtifactError)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated_json(path: Path, model: type[M], error: type[Exception]) -> M:
+    """``model`` from the JSON file ``path``; every failure is ``error`` naming the file and,
+    for invalid content, each field (``field.path: message; ...``)."""
     try:
         raw = json.loads(path.read_text())
+    except OSError as e:
+        raise error(f"{path}: cannot read: {e}") from e
     except json.JSONDecodeError as e:
-        raise ArtifactError(f"{path}: not valid JSON: {e}") from e
+        raise error(f"{path}: not valid JSON: {e}") from e
     try:
-        return ModelMetadata.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as e:
         fields = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
         )
-        raise ArtifactError(f"{path}: {fields}") from e
+        raise error(f"{path}: {fields}") from e
 
 
 def _sklearn_scorer(model: Any) -> Scorer:

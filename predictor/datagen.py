@@ -169,6 +169,36 @@ def labelled_events(spec: DataSpec, snapshots: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["event_timestamp", "user_id"], ignore_index=True)
 
 
+def shift_features(
+    snapshots: pd.DataFrame, shifts: dict[str, float], seed: int = 7, noise: float = 0.5
+) -> pd.DataFrame:
+    """A copy of ``snapshots`` with each feature in ``shifts`` moved: multiplied by its factor
+    and by per-row log-normal noise (sigma ``noise``), so both its distribution and its
+    ranking of users change. Integer features stay integers. For drift tests: labels drawn
+    before the shift are the unchanged world the shifted (broken) features no longer describe.
+    """
+    unknown = sorted(set(shifts) - set(USER_FEATURES))
+    if unknown:
+        raise ValueError(f"cannot shift {unknown}: not among {list(USER_FEATURES)}")
+    rng = np.random.default_rng(seed + 99)
+    out = snapshots.copy()
+    for name, factor in shifts.items():
+        col = out[name]
+        moved = col.to_numpy(np.float64) * factor * rng.lognormal(0.0, noise, len(out))
+        out[name] = (
+            np.rint(moved).astype(col.dtype) if col.dtype.kind == "i" else moved.astype(col.dtype)
+        )
+    return out
+
+
+def _shift_arg(text: str) -> tuple[str, float]:
+    name, _, factor = text.partition("=")
+    try:
+        return name, float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shift {text!r}: use FEATURE=FACTOR") from None
+
+
 PREDICTION_COLUMNS = {
     "user_id": np.int64,
     "score": np.float64,
@@ -312,12 +342,25 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="last day of data (YYYY-MM-DD, UTC); default today",
     )
+    p.add_argument(
+        "--shift",
+        type=_shift_arg,
+        action="append",
+        default=[],
+        metavar="FEATURE=FACTOR",
+        help="after drawing the labels, move FEATURE's values (factor x log-normal noise) in "
+        "user_data: a drifted feature pipeline for drift tests; repeatable",
+    )
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    generate(
+    paths = generate(
         a.repo,
         DataSpec(a.users, a.weeks, a.events_per_user, a.seed, a.end, a.activity_per_user),
     )
+    if a.shift:
+        snaps = pd.read_parquet(paths["user_data"])
+        shift_features(snaps, dict(a.shift), a.seed).to_parquet(paths["user_data"], index=False)
+        log.info("shifted %s", ", ".join(f"{n} x{f:g}" for n, f in a.shift))
 
 
 if __name__ == "__main__":

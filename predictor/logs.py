@@ -3,16 +3,83 @@
 Per request, KServe logs an access line and two timing lines and httpx logs each call to the
 predictor, all at INFO: at 1,000 requests/s that is most of a core. They stay off unless
 ``access_log`` is set; payloads are never logged.
+
+``log_format="json"``: one JSON object per line (``ts``, ``level``, ``logger``, ``message``,
+``request_id`` inside a request, ``exc`` with the traceback of an error). ``RequestId`` (pure
+ASGI middleware, installed by ``predictor.serving`` on both servers) takes the request id from
+``x-request-id`` (or makes one), keeps it in a context variable for the log lines of that
+request, and returns it in the ``x-request-id`` response header.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 PER_REQUEST = ("uvicorn.access", "kserve.trace", "httpx", "httpcore")
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:/+=-]{1,128}$")  # anything else is replaced
 
 
-def configure(level: str, access_log: bool) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if rid := REQUEST_ID.get():
+            out["request_id"] = rid
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure(level: str, access_log: bool, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     for name in PER_REQUEST:
         logging.getLogger(name).setLevel(logging.INFO if access_log else logging.WARNING)
+
+
+class RequestId:
+    """``x-request-id`` in (or a new uuid4 hex) → context variable + response header."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = b""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value
+                break
+        if not _SAFE_ID.match(rid):
+            rid = uuid.uuid4().hex.encode()
+        token = REQUEST_ID.set(rid.decode())
+
+        async def wrapped(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", ()), (b"x-request-id", rid)],
+                }
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            REQUEST_ID.reset(token)

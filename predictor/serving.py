@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import gc
 import warnings
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import kserve
 from fastapi.exceptions import FastAPIDeprecationWarning
 from kserve.model_server import app, args
 
-from predictor import fast_rest, grpc_server, rest
+from predictor import fast_rest, grpc_server, logs, rest
 
 
 class ServerSettings(Protocol):
@@ -26,8 +27,14 @@ class ServerSettings(Protocol):
 
 
 def run_model_server(
-    model: kserve.Model, settings: ServerSettings, workers: int = 1, grace_period: int = 30
+    model: kserve.Model,
+    settings: ServerSettings,
+    workers: int = 1,
+    grace_period: int = 30,
+    outer: Sequence[Callable[[Any], Any]] = (),
 ) -> None:
+    """``outer``: ASGI middleware that must see every request, the fast infer path included
+    (it wraps the app outside ``fast_rest.FastInfer``); ``logs.RequestId`` is outermost."""
     # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     rest.install(app)
@@ -41,6 +48,8 @@ def run_model_server(
         grace_period=grace_period,
     )
     fast_rest.install(app, server.dataplane)
+    for wrap in [*outer, logs.RequestId]:  # x-request-id: logged with each line, echoed back
+        _outermost(app, wrap)
     if settings.enable_grpc:
         # ModelServer.start runs everything in ``servers``; ``_grpc_server`` is what it stops
         server._grpc_server = grpc_server.Server(
@@ -57,3 +66,9 @@ def run_model_server(
     gc.collect()
     gc.freeze()
     server.start([model])
+
+
+def _outermost(app: Any, wrap: Callable[[Any], Any]) -> None:
+    """Wrap the app's middleware stack (built on the first request) in ``wrap``."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: wrap(build())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,9 @@ class PredictorSettings(BaseSettings):
         False, description="Log pre/predict/post latency per request (costs ~0.1 ms)"
     )
     log_level: str = Field("INFO", description="Python log level")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as one JSON object each (with the request id)"
+    )
     access_log: bool = Field(
         False, description="Log every request (access and timing lines; never payloads)"
     )

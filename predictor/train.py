@@ -6,7 +6,8 @@
 2. ``get_historical_features`` joins each event to the feature values *as of its timestamp*
    and computes the on-demand features from the request fields;
 3. a time-based split keeps the latest ``--holdout`` share of events for evaluation;
-4. the model is trained, evaluated (AUC, log loss, base rate) and written with its metadata
+4. the model is trained, evaluated (AUC, log loss, base rate) and written with its metadata,
+   the hold-out's input and score distributions (``baseline.json``, see ``predictor.baseline``)
    and a ROC plot (``roc.png``).
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from predictor import baseline
 from predictor.artifact import ModelMetadata, write_model_dir
 from predictor.codec import feast_to_v2
 from predictor.transforms import signed_log1p
@@ -221,6 +223,9 @@ def train(
                 "created_at": datetime.now(UTC),
             },
         )
+        # the hold-out's input and score distributions, for live drift monitoring
+        quality = {k: metrics[k] for k in ("auc", "log_loss")}
+        baseline.write(output, baseline.compute(meta.version, names, x_test, p, metrics=quality))
     with progress.step("plotting the ROC curve"):
         plot_roc(output / "roc.png", y_test, p, f"{meta.version} ({label}, hold-out)")
     log.info("model %s written to %s", meta.version, output)

@@ -11,7 +11,7 @@ from transformer.settings import TransformerSettings
 
 def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(TransformerSettings, argv, "python -m transformer")
-    logs.configure(settings.log_level, settings.access_log)
+    logs.configure(settings.log_level, settings.access_log, settings.log_format)
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from predictor.artifact import ArtifactError
     from transformer.features import FeatureConfigError

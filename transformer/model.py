@@ -52,6 +52,8 @@ class Pending:
 
 
 class FeastTransformer(Model):
+    monitor: Any = None  # transformer.monitoring.views.Monitoring, set by server.build
+
     def __init__(
         self,
         name: str,
@@ -225,6 +227,9 @@ class FeastTransformer(Model):
                     batch.feature_ts[idx],
                     [payload.keys[i] for i in idx.tolist()],
                 )
+        if self.monitor is not None:  # drift + quality: vectorized counts, no per-row work
+            users = payload.decoded.columns[self.reader.join_key]
+            self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)
         for label in set(source):
             self.metrics.predictions.labels(source=label).inc(source.count(label))
         if payload.store_unavailable:

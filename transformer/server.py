@@ -17,6 +17,9 @@ from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
+from transformer.monitoring import payload as payload_log
+from transformer.monitoring import views as monitoring
+from transformer.monitoring.http import RequestMetrics
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -89,7 +92,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
             settings.writeback_batch_rows,
         )
     log.info("mode %s", settings.mode)
-    return FeastTransformer(
+    model = FeastTransformer(
         settings.model_name,
         reader,
         model_features,
@@ -104,6 +107,8 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         # the model version the transformer reports and serves on versioned paths
         version=versions[0] if versions else "",
     )
+    model.monitor = monitoring.build(settings, [f.name for f in model_features])
+    return model
 
 
 class _Lifecycle:
@@ -140,4 +145,17 @@ def serve(settings: TransformerSettings) -> None:
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
     install_route(app, Producer(model, user_view, model.reader.write))
-    run_model_server(model, settings, grace_period=max(1, int(half)))
+    monitoring.install_routes(app, settings.model_name, model.monitor)
+    names = [f.name for f in model.model_features]
+    version = model.monitor.model_version if model.monitor is not None else ""
+    if (payload := payload_log.build(settings, names, version)) is not None:
+        model.monitor = monitoring.combine(model.monitor, payload)
+        app.router.on_startup.append(payload.start)
+        app.router.on_shutdown.append(payload.stop)
+    # request counts/latency must wrap the fast infer path too: outermost layers
+    run_model_server(
+        model,
+        settings,
+        grace_period=max(1, int(half)),
+        outer=[RequestMetrics] if settings.monitoring_enabled else [],
+    )

@@ -128,3 +128,76 @@ class TransformerSettings(BaseSettings):
     access_log: bool = Field(
         False, description="Log every request (access and timing lines; never payloads)"
     )
+
+    # --- monitoring (issue 15): live drift and quality against the model's baseline.json ---
+    monitoring_enabled: bool = Field(
+        True,
+        description="HTTP request counts/latency by endpoint, and drift of the served features "
+        "and scores + quality from joined outcomes (these two need a baseline file; without "
+        "one they are off, with a log line)",
+    )
+    monitoring_baseline: Path | None = Field(
+        None,
+        description="The model's baseline.json (written by predictor.train beside the model); "
+        "default: <collocated_model_dir>/baseline.json in collocated mode, else none",
+    )
+    monitoring_window: Literal["time", "rows"] = Field(
+        "time", description="Sliding window over time (seconds) or over served rows"
+    )
+    monitoring_window_size: float = Field(
+        3600.0, gt=0, description="Window length: seconds (time) or rows (rows)"
+    )
+    monitoring_buckets: int = Field(
+        12, ge=1, le=1000, description="Buckets of the window (it slides one bucket at a time)"
+    )
+    monitoring_min_rows: int = Field(
+        200, ge=1, description="Fewer present values in the window: drift statistics are NaN"
+    )
+    monitoring_psi_threshold: float = Field(
+        0.2, gt=0, description="PSI above which the JSON view flags a variable as drifted"
+    )
+    monitoring_compute_interval_ms: float = Field(
+        1000.0, ge=0, description="Recompute drift/quality statistics at most this often"
+    )
+    monitoring_prediction_log_size: int = Field(
+        100_000, ge=1, description="Scored rows kept to join late outcomes (labels) to"
+    )
+    monitoring_label_join_window_s: float = Field(
+        3600.0, gt=0, description="An outcome joins the user's latest prediction this recent"
+    )
+    monitoring_quality_window: int = Field(
+        5000, ge=10, description="Joined (score, outcome) pairs behind AUC/log loss/calibration"
+    )
+    monitoring_min_labels: int = Field(
+        200, ge=1, description="Fewer joined pairs: quality gauges are NaN"
+    )
+    payload_log_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of requests whose inputs and scores are logged to a Redis stream "
+        "(0: off); sampled, through a bounded queue that drops rather than waits",
+    )
+    payload_log_redis: str | None = Field(
+        None,
+        description="Redis of the payload stream: host:port or redis://[:password@]host:port/db",
+    )
+    payload_log_stream: str = Field("click-model:payloads", description="Stream key")
+    payload_log_maxlen: int = Field(
+        100_000, ge=1, description="Stream length kept (XADD MAXLEN ~, oldest trimmed)"
+    )
+    payload_log_queue_size: int = Field(
+        1000, ge=1, description="Sampled requests waiting to be written before new ones drop"
+    )
+    payload_log_features: bool = Field(True, description="Include the model inputs in entries")
+    payload_log_hash_keys: bool = Field(
+        True, description="Log entity keys hashed (blake2b with payload_log_salt), not in clear"
+    )
+    payload_log_salt: str = Field(
+        "",
+        description="Salt of the key hash (set it from a Secret so hashes match across pods; "
+        "empty: a random salt per process)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text or as one JSON object each (with the request id)"
+    )

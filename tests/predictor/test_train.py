@@ -55,3 +55,19 @@ def test_feature_specs_follow_the_feature_service(sqlite_features):
     specs = feature_specs(store, "click_model_v1")
     assert {"name": "user_request_features__is_peak_hour", "datatype": "INT64"} in specs
     assert {"name": "user_data__click_through_rate", "datatype": "FP32"} in specs
+
+
+def test_baseline_describes_the_holdout_of_this_model_version(model_dir):
+    from predictor import baseline
+
+    meta = read_metadata(model_dir)
+    b = baseline.read(model_dir / baseline.BASELINE_FILE)
+    assert b.model_version == meta.version
+    assert b.feature_names == meta.feature_names  # model order, model names
+    assert b.rows == meta.metrics["n_holdout"]
+    assert b.metrics == {"auc": meta.metrics["auc"], "log_loss": meta.metrics["log_loss"]}
+    for d in [*b.features, b.score]:
+        assert sum(d.counts) == b.rows and d.missing_share == 0.0
+    assert len(b.score.counts) == 10  # a continuous score gets all ten quantile bins
+    is_peak = next(d for d in b.features if d.name.endswith("is_peak_hour"))
+    assert is_peak.edges == [1.0]  # a 0/1 feature collapses to two bins

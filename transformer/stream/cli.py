@@ -39,7 +39,7 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.predictor_client import (
         LocalPredictorClient,
         PredictorClient,
-        fetch_model_features,
+        fetch_model_metadata,
         make_client,
     )
     from transformer.rules import load_rules
@@ -57,14 +57,15 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         client = LocalPredictorClient(loaded)
         log.info("embedded model %s", loaded.metadata.version)
     else:
-        model_features = await asyncio.to_thread(
-            fetch_model_features,
+        meta = await asyncio.to_thread(
+            fetch_model_metadata,
             settings.predictor_host,
             settings.model_name,
             settings.predictor_protocol,
             settings.predictor_wait_s,
             settings.predictor_use_ssl,
         )
+        model_features = meta.features
         client = make_client(
             settings.predictor_protocol,
             settings.predictor_host,
