@@ -44,6 +44,7 @@ from predictor.limits import is_probe, send_error
 log = logging.getLogger(__name__)
 
 SCOPES = ("infer", "write")
+ANY = "any"  # what protected probes need: a known token, whatever its scopes
 WRITE_PATH = "/producer/v1/write"
 MIN_TOKEN, MAX_TOKEN = 16, 512
 # gRPC methods a probe or a load balancer calls; public unless auth_probes
@@ -179,15 +180,15 @@ def check(tokens: Tokens, token: bytes | None, needed: str) -> Denied | None:
     scopes = tokens.scopes(token)
     if not scopes:
         return Denied(401, "unknown bearer token")
-    if needed not in scopes:
+    if needed != ANY and needed not in scopes:
         return Denied(403, f"token lacks the '{needed}' scope")
     return None
 
 
 def required_scope(scope: Scope, probes_public: bool) -> str | None:
     """The scope an HTTP request needs (None: public)."""
-    if probes_public and is_probe(scope):
-        return None
+    if is_probe(scope):
+        return None if probes_public else ANY
     if scope["path"] == WRITE_PATH:
         return "write"
     return "infer"
@@ -240,14 +241,15 @@ class GrpcBearerAuth(aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or (self.probes_public and details.method in GRPC_PROBES):
+        probe = details.method in GRPC_PROBES
+        if handler is None or (self.probes_public and probe):
             return handler
         token = None
         for key, value in details.invocation_metadata or ():
             if key == "authorization":
                 token = bearer(value)
                 break
-        denied = check(self.tokens, token, "infer")
+        denied = check(self.tokens, token, ANY if probe else "infer")
         if denied is None:
             return handler
         return _refusal(handler, _GRPC_CODES[denied.status], denied.message)
