@@ -215,6 +215,8 @@ def test_rendered_objects_meet_stack_invariants(helm: Helm, chart: str, values: 
             problems += v.check_knative_compatible(objs)
             if vals.get("networkPolicy", {}).get("enabled", True):
                 problems += v.check_network_policies(objs, redis_bundled=False)
+                serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+                problems += v.check_egress_policies(objs, serverless=serverless)
             else:
                 assert not [o for o in objs if o["kind"] == "NetworkPolicy"]
     assert not problems, "\n".join(problems)
@@ -442,7 +444,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -
     (pod,) = [o for o in objs if o["kind"] == "Pod"]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     c = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["INFER_URL"] == (
         "http://click-model-transformer.feast-inference.svc.cluster.local/v2/models/click-model/infer"
     )
@@ -457,7 +459,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str | None) -
 def test_generated_redis_password_is_random_and_alphanumeric(helm: Helm) -> None:
     def password() -> str:
         objs = helm.render(UMBRELLA, None, "--set", "redis.auth.existingSecret=")
-        (secret,) = [o for o in objs if o["kind"] == "Secret"]
+        (secret,) = [o for o in objs if o["kind"] == "Secret" and "redis" in o["metadata"]["name"]]
         return base64.b64decode(secret["data"]["redis-password"]).decode()
 
     first, second = password(), password()
@@ -485,3 +487,69 @@ def test_bootstrap_script_is_the_same_in_helm_and_kustomize() -> None:
         "feast-bootstrap.sh differs between helm/ and manifests/: edit one, copy it to the other"
     )
     v.run(["sh", "-n", str(helm_copy)])
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA)
+    (secret,) = [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
+    data = {k: base64.b64decode(val).decode() for k, val in secret.get("data", {}).items()}
+    data.update(secret.get("stringData", {}))
+    infer, write = data["infer-token"], data["write-token"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", infer) and infer != write
+    assert data["tokens"].split() == [f"infer:{infer}", f"write:{write}"]
+    again = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.reloadSeconds=3")
+    (other,) = [o for o in again if o["metadata"]["name"] == "click-model-transformer-auth"]
+    assert other["stringData"]["infer-token"] != infer, "tokens must be random per install"
+    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert "subPath" not in mount, "a subPath mount is never updated: rotation would need a restart"
+    (vol,) = [
+        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == mount["name"]
+    ]
+    assert vol["secret"]["secretName"] == "click-model-transformer-auth"
+    # helm test sends the infer token
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    (tok,) = [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+    assert tok["valueFrom"]["secretKeyRef"] == {
+        "name": "click-model-transformer-auth",
+        "key": "infer-token",
+    }
+    assert '"Authorization"' in pod["spec"]["containers"][0]["args"][0]
+
+
+def test_auth_can_use_an_existing_secret_or_be_off(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.existingSecret=my-tokens")
+    assert not [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
+    (vol,) = [
+        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == "transformer-auth"
+    ]
+    assert vol["secret"]["secretName"] == "my-tokens"
+    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.enabled=false")
+    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    assert not [e for e in c["env"] if e["name"].startswith("TRANSFORMER_AUTH")]
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    assert not [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+
+
+@pytest.mark.parametrize("values", [None, "standard-values.yaml"])
+def test_egress_check_catches_an_open_rule(helm: Helm, values: str | None) -> None:
+    objs = helm.render(UMBRELLA, values)
+    serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+    assert not v.check_egress_policies(objs, serverless=serverless)
+    for bad_rule in (
+        {},  # no 'to': everything
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+        {"to": [{"namespaceSelector": {}}]},
+        {"to": [{"podSelector": {"matchLabels": {"app": "anything-else"}}}]},
+    ):
+        mutated = json.loads(json.dumps(objs))
+        pol = next(o for o in mutated if o["metadata"]["name"] == "click-model-transformer-egress")
+        pol["spec"]["egress"].append(bad_rule)
+        assert v.check_egress_policies(mutated, serverless=serverless), bad_rule
+    without = [o for o in objs if o["metadata"]["name"] != "click-model-predictor-egress"]
+    assert v.check_egress_policies(without, serverless=serverless)

@@ -639,6 +639,108 @@ def check_network_policies(objs: list[Obj], *, redis_bundled: bool = True) -> li
     return problems
 
 
+def _egress_policies(objs: list[Obj], labels: dict[str, str]) -> list[Obj]:
+    return [
+        np
+        for np in objs
+        if np["kind"] == "NetworkPolicy"
+        and "Egress" in (np["spec"].get("policyTypes") or [])
+        and _matches(np["spec"]["podSelector"], labels)
+    ]
+
+
+def _egress_reaches(policies: list[Obj], dest: dict[str, str], port: int) -> bool:
+    """Does any egress rule let the pods reach a same-namespace pod with `dest` labels?"""
+    for np in policies:
+        for rule in np["spec"].get("egress") or []:
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") == port for p in ports):
+                continue
+            for peer in rule.get("to") or [{}]:
+                if "namespaceSelector" in peer or "ipBlock" in peer:
+                    continue
+                if _matches(peer.get("podSelector") or {}, dest):
+                    return True
+    return False
+
+
+def _reaches_dns(policies: list[Obj]) -> bool:
+    return any(
+        any(p.get("port") == 53 and p.get("protocol", "TCP") == "UDP" for p in r.get("ports") or [])
+        and any("kube-system" in json.dumps(peer) for peer in r.get("to") or [])
+        for np in policies
+        for r in np["spec"].get("egress") or []
+    )
+
+
+def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) -> list[str]:
+    """The transformer may reach DNS, Redis, the Feast registry and the predictor, nothing
+    else; the predictor only DNS. "Nothing else": every rule names its peers, every peer is a
+    rendered Redis/registry/predictor pod, kube-system's DNS, or (Knative) the Knative data
+    path namespaces; no open ipBlock, no empty selector."""
+    problems: list[str] = []
+    sources = list(pod_sources(objs))
+    by_kind = {s.kind: s for s in sources}
+    predictor, transformer = by_kind.get("isvc-predictor"), by_kind.get("isvc-transformer")
+    if not (predictor and transformer):
+        return ["no predictor/transformer pod templates rendered"]
+    # the dependencies' pods (rendered or not: a sub-chart alone has no Redis)
+    allowed = [predictor.labels] + [
+        {"app.kubernetes.io/name": n, **s.labels}
+        for n in ("redis", "feast-registry")
+        for s in [*[x for x in sources if x.labels.get("app.kubernetes.io/name") == n], None]
+        if s is not None
+    ]
+    allowed += [{"app.kubernetes.io/name": "redis"}, {"app.kubernetes.io/name": "feast-registry"}]
+    for who, src, may in (("transformer", transformer, allowed), ("predictor", predictor, [])):
+        pols = _egress_policies(objs, src.labels)
+        if not pols:
+            problems.append(f"no egress NetworkPolicy selects the {who} pods")
+            continue
+        if not _reaches_dns(pols):
+            problems.append(f"the {who}'s egress does not reach DNS (kube-system, 53/UDP)")
+        for np in pols:
+            for rule in np["spec"].get("egress") or []:
+                peers = rule.get("to")
+                if not peers:
+                    problems.append(f"{ident(np)}: an egress rule without 'to' opens everything")
+                    continue
+                for peer in peers:
+                    problems += _egress_peer_problems(np, who, peer, may, serverless)
+    for name, port in (("redis", 6379), ("feast-registry", 6570)):
+        for pod in (s for s in sources if s.labels.get("app.kubernetes.io/name") == name):
+            pols = _egress_policies(objs, transformer.labels)
+            if pols and not _egress_reaches(pols, pod.labels, port):
+                problems.append(f"the transformer's egress does not reach {pod.where} on {port}")
+    pols = _egress_policies(objs, transformer.labels)
+    if pols and not serverless and not _egress_reaches(pols, predictor.labels, 8080):
+        problems.append("the transformer's egress does not reach the predictor on 8080")
+    return problems
+
+
+def _egress_peer_problems(
+    np: Obj, who: str, peer: dict[str, Any], may: list[dict[str, str]], serverless: bool | None
+) -> list[str]:
+    text = json.dumps(peer, sort_keys=True)
+    if "ipBlock" in peer:
+        return [f"{ident(np)}: {who} egress to an ipBlock {text}"]
+    if "namespaceSelector" in peer:
+        ns = peer["namespaceSelector"]
+        if not (ns.get("matchLabels") or ns.get("matchExpressions")):
+            return [f"{ident(np)}: {who} egress to every namespace {text}"]
+        if "kube-system" in text and "kube-dns" in text:
+            return []
+        if serverless and "knative-serving" in text and who == "transformer":
+            return []
+        return [f"{ident(np)}: {who} egress to other namespaces {text}"]
+    sel = peer.get("podSelector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        return [f"{ident(np)}: {who} egress to every pod of the namespace"]
+    if not any(_matches(sel, labels) for labels in may):
+        return [f"{ident(np)}: {who} egress to {text}, which is none of its dependencies"]
+    return []
+
+
 # --------------------------------------------------------------------------- Feast config
 
 
@@ -1035,6 +1137,9 @@ def check_stack(
         + _guarded(check_references, objs, external)
         + _guarded(check_services, objs)
         + _guarded(check_network_policies, objs, redis_bundled=redis_bundled)
+        + _guarded(
+            check_egress_policies, objs, serverless=deployment_mode(objs) in SERVERLESS_MODES
+        )
         + _guarded(check_feast, objs, redis_bundled=redis_bundled)
         + _guarded(check_kserve, objs)
         + _guarded(check_knative_compatible, objs)
