@@ -149,13 +149,65 @@ def _copy_repo(dst: Path) -> Path:
     return dst
 
 
+def layer_cost(n: int = 20_000) -> dict[str, float]:
+    """µs per request of the ASGI layers alone (an app that answers at once), best of 5:
+    the CPU the layers add, free of the network and of other load on the machine."""
+    import asyncio
+
+    from predictor.limits import Limits
+    from transformer.auth import BearerAuth, Tokens
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        pass
+
+    with tempfile.TemporaryDirectory() as tmp:
+        token = secrets.token_urlsafe(24)
+        f = Path(tmp) / "tokens"
+        f.write_text(f"infer:{token}\nwrite:{secrets.token_urlsafe(24)}\n")
+        tokens = Tokens(f)
+    headers = [
+        (b"host", b"127.0.0.1:8080"),
+        (b"content-type", b"application/json"),
+        (b"content-length", b"300"),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
+    scope = {"type": "http", "method": "POST", "path": INFER, "headers": headers}
+    stacks = {
+        "none": app,
+        "limits": Limits(app, 4 << 20, 256),
+        "limits+auth": BearerAuth(Limits(app, 4 << 20, 256), tokens),
+    }
+
+    async def run(layer) -> float:
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await layer(scope, receive, send)
+            best = min(best, (time.perf_counter() - t0) / n)
+        return best
+
+    base = asyncio.run(run(app))
+    return {k: round((asyncio.run(run(v)) - base) * 1e6, 2) for k, v in stacks.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m devtools.security_bench", description=__doc__)
     p.add_argument("--ref", default="main", help="git ref of the 'before' code")
     p.add_argument("--seconds", type=int, default=5)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--layers-only", action="store_true", help="only the in-process layer cost")
     a = p.parse_args(argv)
+    print(json.dumps({"layer_cost_us": layer_cost()}))
+    if a.layers_only:
+        return 0
     results: dict[tuple[str, str], list[dict]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="security-bench-") as tmp,
