@@ -6,9 +6,11 @@ share one predictor and one Redis, measured in alternation in one sitting.
 - ``auth-off``: this tree, limits on (the defaults), no tokens,
 - ``auth-on``: this tree, limits on, a bearer token on every request.
 
-``python -m devtools.security_bench [--seconds 5] [--rounds 3] [--connections 8]`` prints one
-JSON line per run and a summary of requests/s relative to ``before`` (median of the rounds).
-Short on purpose: the machine may be shared, so it reports ratios, not absolute figures.
+``python -m devtools.security_bench [--seconds 5] [--rounds 3] [--connections 8]`` prints the
+in-process cost of the layers, one JSON line per run and a summary per scenario and server:
+requests/s (median and best of the rounds, and the median relative to ``before``) and the
+transformer's CPU time per request (its user + system time over the run / requests), which
+other load on a shared machine disturbs much less than throughput. Short on purpose.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ def start_old_transformer(src: Path, fenv: stack.FeatureEnv, ports: stack.Ports,
     with open(logs / "before.log", "wb") as out:
         proc = subprocess.Popen(args, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT)
     return stack.Server("before", proc, f"http://127.0.0.1:{ports.transformer_http}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, token: str | None, cache: bool, seconds: int, connections: int) -> dict:
@@ -219,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(a.rounds):
             for scenario, cache in (("full", False), ("cache_hit", True)):
                 for name, (server, token) in targets.items():
+                    cpu0 = cpu_seconds(server.proc.pid)
                     r = wrk(server.url, token, cache, a.seconds, a.connections)
+                    requests = r["rps"] * a.seconds
+                    # CPU per request: what the layers cost, less sensitive to other load
+                    r["cpu_us"] = (cpu_seconds(server.proc.pid) - cpu0) / requests * 1e6
                     results.setdefault((scenario, name), []).append(r)
                     print(json.dumps({"round": rnd, "scenario": scenario, "server": name, **r}))
     summary = {}
@@ -231,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"{scenario}/{name}"] = {
                 "rps": round(rps, 1),
                 "vs_before": round(rps / base, 3),
+                "best_rps": round(max(r["rps"] for r in runs), 1),
+                "cpu_us_per_request": round(statistics.median(r["cpu_us"] for r in runs), 1),
                 "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
                 "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 2),
                 "errors": sum(r["errors"] for r in runs),

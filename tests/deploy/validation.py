@@ -673,32 +673,51 @@ def _reaches_dns(policies: list[Obj]) -> bool:
     )
 
 
+REDIS = {"app.kubernetes.io/name": "redis"}
+REGISTRY = {"app.kubernetes.io/name": "feast-registry"}
+FEAST_CLIENTS = ("feast-feature-server", "feast-bootstrap", "feast-materialize")
+
+
 def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) -> list[str]:
-    """The transformer may reach DNS, Redis, the Feast registry and the predictor, nothing
-    else; the predictor only DNS. "Nothing else": every rule names its peers, every peer is a
-    rendered Redis/registry/predictor pod, kube-system's DNS, or (Knative) the Knative data
-    path namespaces; no open ipBlock, no empty selector."""
+    """Each pod reaches its dependencies and nothing else: the transformer DNS, Redis, the
+    Feast registry and the predictor; the predictor and the registry server DNS; the other
+    Feast pods DNS, Redis and the registry; Redis nothing. "Nothing else": every rule names
+    its peers, each a dependency's pods, kube-system's DNS, or (Knative, transformer) the
+    Knative data-path namespaces; no open ipBlock, no empty selector."""
     problems: list[str] = []
     sources = list(pod_sources(objs))
     by_kind = {s.kind: s for s in sources}
     predictor, transformer = by_kind.get("isvc-predictor"), by_kind.get("isvc-transformer")
-    if not (predictor and transformer):
-        return ["no predictor/transformer pod templates rendered"]
-    # the dependencies' pods (rendered or not: a sub-chart alone has no Redis)
-    allowed = [predictor.labels] + [
-        {"app.kubernetes.io/name": n, **s.labels}
-        for n in ("redis", "feast-registry")
-        for s in [*[x for x in sources if x.labels.get("app.kubernetes.io/name") == n], None]
-        if s is not None
-    ]
-    allowed += [{"app.kubernetes.io/name": "redis"}, {"app.kubernetes.io/name": "feast-registry"}]
-    for who, src, may in (("transformer", transformer, allowed), ("predictor", predictor, [])):
+
+    def named(name: str) -> list[PodSource]:
+        return [s for s in sources if s.labels.get("app.kubernetes.io/name") == name]
+
+    # (who, pod, dependencies it may reach, (dependency, port) it must reach, needs DNS)
+    plan: list[tuple[str, PodSource, list[dict[str, str]], list[tuple[PodSource, int]], bool]]
+    plan = []
+    # by name (a sub-chart alone renders no Redis) and by the rendered pods' full labels
+    deps = [REDIS, REGISTRY] + [p.labels for p in named("redis") + named("feast-registry")]
+    needs = [(p, 6379) for p in named("redis")] + [(p, 6570) for p in named("feast-registry")]
+    if predictor and transformer:
+        t_needs = needs + ([] if serverless else [(predictor, 8080)])
+        plan.append(("transformer", transformer, [predictor.labels, *deps], t_needs, True))
+        plan.append(("predictor", predictor, [], [], True))
+    elif not named("redis"):
+        problems.append("no predictor/transformer pod templates rendered")
+    plan += [("redis", p, [], [], False) for p in named("redis")]
+    plan += [("feast registry", p, [], [], True) for p in named("feast-registry")]
+    for name in FEAST_CLIENTS:
+        plan += [(name, p, deps, needs, True) for p in named(name)]
+    for who, src, may, must, dns in plan:
         pols = _egress_policies(objs, src.labels)
         if not pols:
-            problems.append(f"no egress NetworkPolicy selects the {who} pods")
+            problems.append(f"no egress NetworkPolicy selects {who} ({src.where})")
             continue
-        if not _reaches_dns(pols):
+        if dns and not _reaches_dns(pols):
             problems.append(f"the {who}'s egress does not reach DNS (kube-system, 53/UDP)")
+        for dep, port in must:
+            if not _egress_reaches(pols, dep.labels, port):
+                problems.append(f"the {who}'s egress does not reach {dep.where} on {port}")
         for np in pols:
             for rule in np["spec"].get("egress") or []:
                 peers = rule.get("to")
@@ -707,14 +726,6 @@ def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) ->
                     continue
                 for peer in peers:
                     problems += _egress_peer_problems(np, who, peer, may, serverless)
-    for name, port in (("redis", 6379), ("feast-registry", 6570)):
-        for pod in (s for s in sources if s.labels.get("app.kubernetes.io/name") == name):
-            pols = _egress_policies(objs, transformer.labels)
-            if pols and not _egress_reaches(pols, pod.labels, port):
-                problems.append(f"the transformer's egress does not reach {pod.where} on {port}")
-    pols = _egress_policies(objs, transformer.labels)
-    if pols and not serverless and not _egress_reaches(pols, predictor.labels, 8080):
-        problems.append("the transformer's egress does not reach the predictor on 8080")
     return problems
 
 

@@ -9,8 +9,11 @@ import socket
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from devtools import stack
 from tests.integration.helpers import JSON
@@ -197,3 +200,17 @@ def test_local_servers_listen_on_loopback_only(predictor):
     for port in (ports.predictor_http, ports.predictor_grpc):
         assert listening(port), f"nothing listens on {port}"
         assert listening(port) <= loopback, f"{port} listens beyond loopback"
+
+
+def test_grpc_messages_over_the_body_limit_are_refused(predictor):
+    _, ports = predictor
+    req = pb.ModelInferRequest(model_name="click-model")
+    t = req.inputs.add(name="x", datatype="FP64")
+    t.shape.append(MAX_BODY)  # 8 bytes each: 8x the limit
+    t.contents.fp64_contents.extend([1.0] * MAX_BODY)
+    with grpc.insecure_channel(f"127.0.0.1:{ports.predictor_grpc}") as ch:
+        stub = GRPCInferenceServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.ModelInfer(req, timeout=10)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready
