@@ -551,5 +551,15 @@ def test_egress_check_catches_an_open_rule(helm: Helm, values: str | None) -> No
         pol = next(o for o in mutated if o["metadata"]["name"] == "click-model-transformer-egress")
         pol["spec"]["egress"].append(bad_rule)
         assert v.check_egress_policies(mutated, serverless=serverless), bad_rule
-    without = [o for o in objs if o["metadata"]["name"] != "click-model-predictor-egress"]
-    assert v.check_egress_policies(without, serverless=serverless)
+    for dropped in ("click-model-predictor-egress", "feast-kserve-redis-egress"):
+        without = [o for o in objs if o["metadata"]["name"] != dropped]
+        assert len(without) == len(objs) - 1, dropped
+        problems = v.check_egress_policies(without, serverless=serverless)
+        assert any("no egress NetworkPolicy selects" in p for p in problems), dropped
+    clients = next(o for o in objs if o["metadata"]["name"] == "feast-kserve-feast-clients-egress")
+    mutated = json.loads(json.dumps(objs))
+    pol = next(o for o in mutated if o["metadata"]["name"] == clients["metadata"]["name"])
+    pol["spec"]["egress"] = pol["spec"]["egress"][:1]  # DNS only: Feast cannot reach Redis
+    assert any(
+        "does not reach" in p for p in v.check_egress_policies(mutated, serverless=serverless)
+    )
