@@ -120,7 +120,7 @@ class Limits:
                 body = await self._read_counted(receive)
                 if body is None:
                     return await self._too_large(send)
-                receive = _replay(body)
+                receive = replay(body)
             elif length > self.max_body:
                 return await self._too_large(send)
             await self.app(scope, receive, send)
@@ -161,7 +161,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(body: bytes) -> Receive:
+def replay(body: bytes) -> Receive:
+    """A ``receive`` that hands an already-read body to the next app (importable without
+    kserve, unlike ``fast_rest._replay``, which could use this one)."""
     sent = False
 
     async def receive() -> Message:

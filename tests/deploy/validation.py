@@ -545,18 +545,25 @@ def _policies_for(objs: list[Obj], labels: dict[str, str]) -> list[Obj]:
 
 def _admits_pod(policies: list[Obj], client: dict[str, str], port: int) -> bool:
     """Does any rule admit a same-namespace pod with `client` labels on `port`?"""
+    return _rules_allow(policies, "ingress", "from", client, port)
+
+
+def _rules_allow(
+    policies: list[Obj], direction: str, peers_key: str, other: dict[str, str], port: int
+) -> bool:
+    """Does any ``direction`` rule allow a same-namespace pod with `other` labels on `port`?"""
     for np in policies:
-        for rule in np["spec"].get("ingress") or []:
+        for rule in np["spec"].get(direction) or []:
             ports = rule.get("ports")
             if ports and not any(p.get("port") == port for p in ports):
                 continue
-            peers = rule.get("from")
+            peers = rule.get(peers_key)
             if not peers:
                 return True
             for peer in peers:
                 if "namespaceSelector" in peer or "ipBlock" in peer:
                     continue
-                if _matches(peer.get("podSelector") or {}, client):
+                if _matches(peer.get("podSelector") or {}, other):
                     return True
     return False
 
@@ -651,17 +658,7 @@ def _egress_policies(objs: list[Obj], labels: dict[str, str]) -> list[Obj]:
 
 def _egress_reaches(policies: list[Obj], dest: dict[str, str], port: int) -> bool:
     """Does any egress rule let the pods reach a same-namespace pod with `dest` labels?"""
-    for np in policies:
-        for rule in np["spec"].get("egress") or []:
-            ports = rule.get("ports")
-            if ports and not any(p.get("port") == port for p in ports):
-                continue
-            for peer in rule.get("to") or [{}]:
-                if "namespaceSelector" in peer or "ipBlock" in peer:
-                    continue
-                if _matches(peer.get("podSelector") or {}, dest):
-                    return True
-    return False
+    return _rules_allow(policies, "egress", "to", dest, port)
 
 
 def _reaches_dns(policies: list[Obj]) -> bool:

@@ -17,7 +17,7 @@ from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceSt
 
 from devtools import stack
 from tests.conftest import serving
-from tests.integration.helpers import v2_body
+from tests.integration.helpers import producer_row, v2_body
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +28,7 @@ WRITE_TOKEN = "write-" + secrets.token_hex(16)
 BOTH_TOKEN = "both-" + secrets.token_hex(16)
 
 
-ROW = {
-    "user_id": 42,
-    "click_through_rate": 0.45,
-    "number_of_clicks": 90,
-    "average_page_duration": 12.0,
-    "sessions_last_7d": 9,
-    "days_since_signup": 30,
-    "conversion_rate": 0.2,
-}
+ROW = producer_row(42)
 
 
 def bearer(token: str) -> dict[str, str]:
