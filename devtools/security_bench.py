@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
                 "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 2),
                 "errors": sum(r["errors"] for r in runs),
             }
+        # paired by round: each run against the run of "before" right next to it
+        for name in ("auth-off", "auth-on"):
+            pairs = zip(results[(scenario, name)], results[(scenario, "before")], strict=True)
+            cpu = [r["cpu_us"] / b["cpu_us"] for r, b in pairs]
+            summary[f"{scenario}/{name}"]["cpu_vs_before_paired"] = round(statistics.median(cpu), 3)
     print(json.dumps(summary, indent=2))
     return 0
 
