@@ -115,7 +115,10 @@ class Limits:
             )
         self.in_flight += 1
         try:
-            length = _content_length(scope)
+            try:
+                length = _content_length(scope)
+            except ValueError:
+                return await send_error(send, 400, "content-length is not a number")
             if length is None:  # chunked (or no body): count it as it arrives
                 body = await self._read_counted(receive)
                 if body is None:
@@ -157,7 +160,7 @@ class Limits:
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value)  # httptools already rejected a malformed one with 400
+            return int(value)  # httptools rejects most malformed ones before this
     return None
 
 
