@@ -238,6 +238,8 @@ def test_rendered_objects_meet_stack_invariants(helm: Helm, chart: str, values: 
             problems += v.check_knative_compatible(objs)
             if vals.get("networkPolicy", {}).get("enabled", True):
                 problems += v.check_network_policies(objs, redis_bundled=False)
+                serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+                problems += v.check_egress_policies(objs, serverless=serverless)
             else:
                 assert not [o for o in objs if o["kind"] == "NetworkPolicy"]
     assert not problems, "\n".join(problems)
@@ -569,7 +571,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
     name = _isvc(objs)["metadata"]["name"]
     entry = "predictor" if "collocated" in values else "transformer"
     c = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["INFER_URL"] == (
         f"http://{name}-{entry}.feast-inference.svc.cluster.local/v2/models/{name}/infer"
     )
@@ -584,7 +586,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
 def test_generated_redis_password_is_random_and_alphanumeric(helm: Helm) -> None:
     def password() -> str:
         objs = helm.render(UMBRELLA, MINIMAL, "--set", "global.redis.existingSecret=")
-        (secret,) = [o for o in objs if o["kind"] == "Secret"]
+        (secret,) = [o for o in objs if o["kind"] == "Secret" and "redis" in o["metadata"]["name"]]
         return base64.b64decode(secret["data"]["redis-password"]).decode()
 
     first, second = password(), password()
@@ -1004,3 +1006,79 @@ def test_subchart_notes_name_only_rendered_objects(
             f"{svc['metadata']['name']}.feast-inference.svc:{svc['spec']['ports'][0]['port']}"
             in notes
         )
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA)
+    (secret,) = [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
+    data = {k: base64.b64decode(val).decode() for k, val in secret.get("data", {}).items()}
+    data.update(secret.get("stringData", {}))
+    infer, write = data["infer-token"], data["write-token"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", infer) and infer != write
+    assert data["tokens"].split() == [f"infer:{infer}", f"write:{write}"]
+    again = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.reloadSeconds=3")
+    (other,) = [o for o in again if o["metadata"]["name"] == "click-model-transformer-auth"]
+    assert other["stringData"]["infer-token"] != infer, "tokens must be random per install"
+    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert "subPath" not in mount, "a subPath mount is never updated: rotation would need a restart"
+    (vol,) = [
+        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == mount["name"]
+    ]
+    assert vol["secret"]["secretName"] == "click-model-transformer-auth"
+    # helm test sends the infer token
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    (tok,) = [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+    assert tok["valueFrom"]["secretKeyRef"] == {
+        "name": "click-model-transformer-auth",
+        "key": "infer-token",
+    }
+    assert '"Authorization"' in pod["spec"]["containers"][0]["args"][0]
+
+
+def test_auth_can_use_an_existing_secret_or_be_off(helm: Helm) -> None:
+    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.existingSecret=my-tokens")
+    assert not [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
+    (vol,) = [
+        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == "transformer-auth"
+    ]
+    assert vol["secret"]["secretName"] == "my-tokens"
+    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.enabled=false")
+    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    assert not [e for e in c["env"] if e["name"].startswith("TRANSFORMER_AUTH")]
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    assert not [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+
+
+@pytest.mark.parametrize("values", [None, "standard-values.yaml"])
+def test_egress_check_catches_an_open_rule(helm: Helm, values: str | None) -> None:
+    objs = helm.render(UMBRELLA, values)
+    serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+    assert not v.check_egress_policies(objs, serverless=serverless)
+    for bad_rule in (
+        {},  # no 'to': everything
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+        {"to": [{"namespaceSelector": {}}]},
+        {"to": [{"podSelector": {"matchLabels": {"app": "anything-else"}}}]},
+    ):
+        mutated = json.loads(json.dumps(objs))
+        pol = next(o for o in mutated if o["metadata"]["name"] == "click-model-transformer-egress")
+        pol["spec"]["egress"].append(bad_rule)
+        assert v.check_egress_policies(mutated, serverless=serverless), bad_rule
+    for dropped in ("click-model-predictor-egress", "feast-kserve-redis-egress"):
+        without = [o for o in objs if o["metadata"]["name"] != dropped]
+        assert len(without) == len(objs) - 1, dropped
+        problems = v.check_egress_policies(without, serverless=serverless)
+        assert any("no egress NetworkPolicy selects" in p for p in problems), dropped
+    clients = next(o for o in objs if o["metadata"]["name"] == "feast-kserve-feast-clients-egress")
+    mutated = json.loads(json.dumps(objs))
+    pol = next(o for o in mutated if o["metadata"]["name"] == clients["metadata"]["name"])
+    pol["spec"]["egress"] = pol["spec"]["egress"][:1]  # DNS only: Feast cannot reach Redis
+    assert any(
+        "does not reach" in p for p in v.check_egress_policies(mutated, serverless=serverless)
+    )

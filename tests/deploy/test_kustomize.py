@@ -28,7 +28,8 @@ EXPECTED_MODE = {
     "collocated": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
-EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
+# the user creates these: the model volume, and the transformer's tokens (no token committed)
+EXTERNAL = ["PersistentVolumeClaim/click-model-models", "Secret/transformer-auth"]
 
 
 @functools.cache
@@ -260,3 +261,26 @@ def test_collocated_overlay_is_the_transformer_scoring_the_model() -> None:
     for key in ("image", "args", "env"):
         tc.pop(key), c.pop(key)
     assert c == tc
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_transformer_auth_tokens_come_from_a_user_secret_mounted_as_a_file(overlay: str) -> None:
+    objs = objects(f"overlays/{overlay}")
+    assert not [o for o in objs if o["metadata"]["name"].startswith("transformer-auth")]
+    t = isvc_of(f"overlays/{overlay}")["spec"]["transformer"]
+    env = {e["name"]: e.get("value") for e in t["containers"][0]["env"]}
+    path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in t["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"])]
+    assert "subPath" not in mount  # a subPath mount never sees a rotation
+    (vol,) = [x for x in t["volumes"] if x["name"] == mount["name"]]
+    assert vol["secret"]["secretName"] == "transformer-auth"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_egress_check_flags_an_open_rule(overlay: str) -> None:
+    objs = objects(f"overlays/{overlay}")
+    serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+    assert not v.check_egress_policies(objs, serverless=serverless)
+    pol = next(o for o in objs if o["metadata"]["name"] == "click-model-transformer-egress")
+    pol["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})
+    assert v.check_egress_policies(objs, serverless=serverless)
