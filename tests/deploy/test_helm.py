@@ -1011,53 +1011,82 @@ def test_subchart_notes_name_only_rendered_objects(
 # --------------------------------------------------------------------------- security
 
 
-def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(helm: Helm) -> None:
-    objs = helm.render(UMBRELLA)
-    (secret,) = [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
+def _auth_secret_name(objs: list[v.Obj]) -> str:
+    return f"{_isvc(objs)['metadata']['name']}-transformer-auth"
+
+
+def _feature_component(objs: list[v.Obj]) -> v.Obj:
+    """The component that serves requests: the transformer, or collocated the predictor."""
+    spec = _isvc(objs)["spec"]
+    return spec.get("transformer") or spec["predictor"]
+
+
+@pytest.mark.parametrize("collocated", [False, True])
+def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(
+    helm: Helm, collocated: bool
+) -> None:
+    mode = ["--set", f"inferenceService.collocated.enabled={str(collocated).lower()}"]
+    objs = helm.render(UMBRELLA, MINIMAL, *mode)
+    name = _auth_secret_name(objs)
+    assert name == f"{RELEASE}-click-model-transformer-auth"  # derived from the release
+    (secret,) = [o for o in objs if o["metadata"]["name"] == name]
+    assert secret["metadata"]["namespace"] == v.NAMESPACE
     data = {k: base64.b64decode(val).decode() for k, val in secret.get("data", {}).items()}
     data.update(secret.get("stringData", {}))
     infer, write = data["infer-token"], data["write-token"]
     assert re.fullmatch(r"[A-Za-z0-9]{40}", infer) and infer != write
     assert data["tokens"].split() == [f"infer:{infer}", f"write:{write}"]
-    again = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.reloadSeconds=3")
-    (other,) = [o for o in again if o["metadata"]["name"] == "click-model-transformer-auth"]
+    again = helm.render(UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.reloadSeconds=3")
+    (other,) = [o for o in again if o["metadata"]["name"] == name]
     assert other["stringData"]["infer-token"] != infer, "tokens must be random per install"
-    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    component = _feature_component(objs)
+    c = component["containers"][0]
     env = {e["name"]: e.get("value") for e in c["env"]}
+    assert ("STORAGE_URI" in env) == collocated  # the collocated component is the one checked
     path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
     (mount,) = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
     assert "subPath" not in mount, "a subPath mount is never updated: rotation would need a restart"
-    (vol,) = [
-        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == mount["name"]
-    ]
-    assert vol["secret"]["secretName"] == "click-model-transformer-auth"
+    (vol,) = [x for x in component["volumes"] if x["name"] == mount["name"]]
+    assert vol["secret"]["secretName"] == name
     # helm test sends the infer token
     (pod,) = [o for o in objs if o["kind"] == "Pod"]
     (tok,) = [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
-    assert tok["valueFrom"]["secretKeyRef"] == {
-        "name": "click-model-transformer-auth",
-        "key": "infer-token",
-    }
+    assert tok["valueFrom"]["secretKeyRef"] == {"name": name, "key": "infer-token"}
     assert '"Authorization"' in pod["spec"]["containers"][0]["args"][0]
 
 
-def test_auth_can_use_an_existing_secret_or_be_off(helm: Helm) -> None:
-    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.existingSecret=my-tokens")
-    assert not [o for o in objs if o["metadata"]["name"] == "click-model-transformer-auth"]
-    (vol,) = [
-        x for x in _isvc(objs)["spec"]["transformer"]["volumes"] if x["name"] == "transformer-auth"
-    ]
+@pytest.mark.parametrize("collocated", [False, True])
+def test_auth_can_use_an_existing_secret_or_be_off(helm: Helm, collocated: bool) -> None:
+    mode = ["--set", f"inferenceService.collocated.enabled={str(collocated).lower()}"]
+    objs = helm.render(
+        UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.existingSecret=my-tokens"
+    )
+    assert not [o for o in objs if o["metadata"]["name"] == _auth_secret_name(objs)]
+    (vol,) = [x for x in _feature_component(objs)["volumes"] if x["name"] == "transformer-auth"]
     assert vol["secret"]["secretName"] == "my-tokens"
-    objs = helm.render(UMBRELLA, None, "--set", "inferenceService.auth.enabled=false")
-    c = _isvc(objs)["spec"]["transformer"]["containers"][0]
+    objs = helm.render(UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.enabled=false")
+    c = _feature_component(objs)["containers"][0]
     assert not [e for e in c["env"] if e["name"].startswith("TRANSFORMER_AUTH")]
+    assert not [m for m in c["volumeMounts"] if m["name"] == "transformer-auth"]
+    assert not [o for o in objs if o["metadata"]["name"] == _auth_secret_name(objs)]
     (pod,) = [o for o in objs if o["kind"] == "Pod"]
     assert not [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
 
 
-@pytest.mark.parametrize("values", [None, "standard-values.yaml"])
-def test_egress_check_catches_an_open_rule(helm: Helm, values: str | None) -> None:
+def test_notes_say_how_to_get_and_send_a_token(helm: Helm) -> None:
+    for chart, prefix in ((UMBRELLA, "inferenceService."), ("inference-service", "")):
+        notes = _notes(helm, chart, MINIMAL)
+        name = _auth_secret_name(helm.render(chart, MINIMAL))
+        assert f"get secret {name} -o jsonpath='{{.data.infer-token}}'" in notes, notes
+        assert '-H "Authorization: Bearer $TOKEN"' in notes
+        off = _notes(helm, chart, MINIMAL, "--set", f"{prefix}auth.enabled=false")
+        assert "Bearer" not in off and "get secret" not in off
+
+
+@pytest.mark.parametrize("values", [MINIMAL, "standard-values.yaml"])
+def test_egress_check_catches_an_open_rule(helm: Helm, values: str) -> None:
     objs = helm.render(UMBRELLA, values)
+    name = _isvc(objs)["metadata"]["name"]
     serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
     assert not v.check_egress_policies(objs, serverless=serverless)
     for bad_rule in (
@@ -1067,10 +1096,10 @@ def test_egress_check_catches_an_open_rule(helm: Helm, values: str | None) -> No
         {"to": [{"podSelector": {"matchLabels": {"app": "anything-else"}}}]},
     ):
         mutated = json.loads(json.dumps(objs))
-        pol = next(o for o in mutated if o["metadata"]["name"] == "click-model-transformer-egress")
+        pol = next(o for o in mutated if o["metadata"]["name"] == f"{name}-transformer-egress")
         pol["spec"]["egress"].append(bad_rule)
         assert v.check_egress_policies(mutated, serverless=serverless), bad_rule
-    for dropped in ("click-model-predictor-egress", "feast-kserve-redis-egress"):
+    for dropped in (f"{name}-predictor-egress", f"{RELEASE}-redis-egress"):
         without = [o for o in objs if o["metadata"]["name"] != dropped]
         assert len(without) == len(objs) - 1, dropped
         problems = v.check_egress_policies(without, serverless=serverless)

@@ -702,13 +702,19 @@ def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) ->
     # (who, pod, dependencies it may reach, (dependency, port) it must reach, needs DNS)
     plan: list[tuple[str, PodSource, list[dict[str, str]], list[tuple[PodSource, int]], bool]]
     plan = []
-    # by name (a sub-chart alone renders no Redis) and by the rendered pods' full labels
-    deps = [REDIS, REGISTRY] + [p.labels for p in named("redis") + named("feast-registry")]
-    needs = [(p, 6379) for p in named("redis")] + [(p, 6570) for p in named("feast-registry")]
+    # by name and release (a sub-chart alone renders no Redis; its selectors name the Redis
+    # and registry of its own release) and by the rendered pods' full labels
+    releases = {r for s in sources if (r := s.labels.get("app.kubernetes.io/instance"))}
+    deps = [{**dep, "app.kubernetes.io/instance": r} for dep in (REDIS, REGISTRY) for r in releases]
+    deps += [REDIS, REGISTRY] + [p.labels for p in named("redis") + named("feast-registry")]
+    # a NetworkPolicy sees the pod's port (a Service's targetPort), not the Service's port
+    needs = [(p, _pod_port(p)) for p in named("redis") + named("feast-registry")]
     if predictor and transformer:
         t_needs = needs + ([] if serverless else [(predictor, 8080)])
         plan.append(("transformer", transformer, [predictor.labels, *deps], t_needs, True))
         plan.append(("predictor", predictor, [], [], True))
+    elif predictor and predictor.labels.get("feast-kserve.io/component") == "transformer":
+        plan.append(("transformer", predictor, deps, needs, True))  # collocated: one component
     elif not named("redis"):
         problems.append("no predictor/transformer pod templates rendered")
     plan += [("redis", p, [], [], False) for p in named("redis")]
@@ -734,6 +740,11 @@ def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) ->
                 for peer in peers:
                     problems += _egress_peer_problems(np, who, peer, may, serverless)
     return problems
+
+
+def _pod_port(src: PodSource) -> int:
+    """The first port of the pod's first container (Redis, the registry server)."""
+    return int(src.spec["containers"][0]["ports"][0]["containerPort"])
 
 
 def _egress_peer_problems(
