@@ -1022,9 +1022,7 @@ def _feature_component(objs: list[v.Obj]) -> v.Obj:
 
 
 @pytest.mark.parametrize("collocated", [False, True])
-def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(
-    helm: Helm, collocated: bool
-) -> None:
+def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(helm: Helm, collocated: bool) -> None:
     mode = ["--set", f"inferenceService.collocated.enabled={str(collocated).lower()}"]
     objs = helm.render(UMBRELLA, MINIMAL, *mode)
     name = _auth_secret_name(objs)
@@ -1089,12 +1087,13 @@ def test_egress_check_catches_an_open_rule(helm: Helm, values: str) -> None:
     name = _isvc(objs)["metadata"]["name"]
     serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
     assert not v.check_egress_policies(objs, serverless=serverless)
-    for bad_rule in (
+    bad_rules: list[dict[str, Any]] = [
         {},  # no 'to': everything
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
         {"to": [{"namespaceSelector": {}}]},
         {"to": [{"podSelector": {"matchLabels": {"app": "anything-else"}}}]},
-    ):
+    ]
+    for bad_rule in bad_rules:
         mutated = json.loads(json.dumps(objs))
         pol = next(o for o in mutated if o["metadata"]["name"] == f"{name}-transformer-egress")
         pol["spec"]["egress"].append(bad_rule)
@@ -1111,3 +1110,46 @@ def test_egress_check_catches_an_open_rule(helm: Helm, values: str) -> None:
     assert any(
         "does not reach" in p for p in v.check_egress_policies(mutated, serverless=serverless)
     )
+
+
+def test_an_external_redis_must_be_named_in_the_egress_policies(helm: Helm) -> None:
+    """No Redis pod to select: the policies name its address, on the port the clients use;
+    without it the render fails (the default selector would silently block Redis)."""
+    ext = "external-redis-values.yaml"
+    objs = helm.render(UMBRELLA, ext)
+    port = _global(helm, ext)["redis"]["port"]
+    rules = [
+        r
+        for o in objs
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress")
+        for r in o["spec"].get("egress") or []
+        if any("ipBlock" in peer for peer in r.get("to", []))
+    ]
+    assert len(rules) == 2, rules  # the transformer's and the Feast clients'
+    assert all(r["ports"] == [{"port": port, "protocol": "TCP"}] for r in rules), rules
+    for chart_key in ("inferenceService", "feast"):
+        proc = helm.run(
+            "template",
+            RELEASE,
+            str(helm.charts / UMBRELLA),
+            *helm.values_args(UMBRELLA, ext),
+            "--set-json",
+            f"{chart_key}.egress.redisTo=[]",
+            expect_ok=False,
+        )
+        assert proc.returncode != 0 and "egress.redisTo is required" in proc.stderr, chart_key
+    # The check allows one host for an external Redis only: a range, or a bundled Redis, fails.
+    wide = json.loads(json.dumps(objs))
+    for r in wide:
+        for rule in r.get("spec", {}).get("egress") or [] if r["kind"] == "NetworkPolicy" else []:
+            for peer in rule.get("to", []):
+                if "ipBlock" in peer:
+                    peer["ipBlock"]["cidr"] = "10.20.0.0/16"
+    assert any("ipBlock" in p for p in v.check_egress_policies(wide))
+    bundled = helm.render(
+        UMBRELLA,
+        MINIMAL,
+        "--set-json",
+        'inferenceService.egress.redisTo=[{"ipBlock": {"cidr": "10.20.30.40/32"}}]',
+    )
+    assert any("ipBlock" in p for p in v.check_egress_policies(bundled))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import functools
 import re
-
 from pathlib import Path
 
 import pytest
@@ -224,7 +223,9 @@ def test_no_secret_is_committed(overlay: str) -> None:
 def _kind_secret_calls(tmp_path: Path, existing: str = "") -> list[str]:
     """scripts/kind/deploy.sh's ensure_kustomize_secrets with kubectl stubbed: the k calls."""
     script = (v.REPO / "scripts" / "kind" / "deploy.sh").read_text()
-    funcs = re.search(r"^random_hex\(\).*?^ensure_kustomize_secrets\(\) \{.*?^\}\n", script, re.S | re.M)
+    funcs = re.search(
+        r"^random_hex\(\).*?^ensure_kustomize_secrets\(\) \{.*?^\}\n", script, re.S | re.M
+    )
     assert funcs, "deploy.sh has no ensure_kustomize_secrets"
     log = tmp_path / "calls"
     stub = f"""

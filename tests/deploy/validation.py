@@ -738,7 +738,9 @@ def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) ->
                     problems.append(f"{ident(np)}: an egress rule without 'to' opens everything")
                     continue
                 for peer in peers:
-                    problems += _egress_peer_problems(np, who, peer, may, serverless)
+                    problems += _egress_peer_problems(
+                        np, who, peer, may, serverless, external_redis=not named("redis")
+                    )
     return problems
 
 
@@ -748,10 +750,21 @@ def _pod_port(src: PodSource) -> int:
 
 
 def _egress_peer_problems(
-    np: Obj, who: str, peer: dict[str, Any], may: list[dict[str, str]], serverless: bool | None
+    np: Obj,
+    who: str,
+    peer: dict[str, Any],
+    may: list[dict[str, str]],
+    serverless: bool | None,
+    *,
+    external_redis: bool = False,
 ) -> list[str]:
     text = json.dumps(peer, sort_keys=True)
     if "ipBlock" in peer:
+        # An external Redis (none rendered) is an address: one host, the clients' rules only.
+        block = peer["ipBlock"]
+        one_host = str(block.get("cidr", "")).endswith(("/32", "/128")) and not block.get("except")
+        if external_redis and one_host and who in ("transformer", *FEAST_CLIENTS):
+            return []
         return [f"{ident(np)}: {who} egress to an ipBlock {text}"]
     if "namespaceSelector" in peer:
         ns = peer["namespaceSelector"]
