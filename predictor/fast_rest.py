@@ -27,8 +27,9 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from predictor.limits import replay
 from predictor.rest import BINARY_HEADER, is_cloudevent, json_error, media_type
 
 INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)/infer")
@@ -141,7 +142,7 @@ class FastInfer:
             except orjson.JSONDecodeError as e:
                 raise InvalidInput(f"body is not valid JSON: {e}") from None
             if _wants_outputs(body):
-                return await self.app(scope, _replay(raw), send)
+                return await self.app(scope, replay(raw), send)
             response = await self.infer(match["name"], body, request)
         except Exception as exc:
             response = await self.error_response(request, exc)
@@ -180,20 +181,6 @@ def _wants_outputs(body: Any) -> bool:
     return bool(body.get("outputs")) or (
         isinstance(params, dict) and bool(params.get("binary_data_output"))
     )
-
-
-def _replay(raw: bytes) -> Receive:
-    """A ``receive`` that hands the already-read body to the next app."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    return receive
 
 
 def install(app: Any, dataplane: DataPlane) -> None:

@@ -165,8 +165,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def replay(body: bytes) -> Receive:
-    """A ``receive`` that hands an already-read body to the next app (importable without
-    kserve, unlike ``fast_rest._replay``, which could use this one)."""
+    """A ``receive`` that hands an already-read body to the next app (the limits layer and
+    FastInfer both replay what they read)."""
     sent = False
 
     async def receive() -> Message:
