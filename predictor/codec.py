@@ -7,6 +7,7 @@ KServe turns into HTTP 400 / gRPC INVALID_ARGUMENT.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,3 +218,108 @@ def bool_param(request: InferRequest | Mapping[str, Any], name: str, default: bo
     if not isinstance(value, bool):
         raise InvalidInput(f"parameter '{name}' must be true or false, got {value!r}")
     return value
+
+
+# --- raw tensor bytes (gRPC raw_output_contents, the binary tensor extension) ---------------
+
+# Little-endian numpy dtypes of the fixed-size v2 datatypes.
+RAW_DTYPES = {
+    "BOOL": np.dtype(np.bool_),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+
+
+_U32 = struct.Struct("<I").pack  # a BYTES element's length prefix
+
+
+def _utf8(v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, np.bytes_):
+        return bytes(v)
+    return str(v).encode()
+
+
+def encode_raw(datatype: str, data: Any) -> bytes:
+    """A tensor's values as the v2 raw bytes: row-major little-endian for numbers and BOOL
+    (one byte each); for BYTES each element is a 4-byte little-endian length, then its bytes
+    (str elements as UTF-8). What Triton sends and ``tritonclient``'s ``as_numpy`` reads."""
+    if datatype == "BYTES":
+        items = data.reshape(-1).tolist() if isinstance(data, np.ndarray) else data
+        encoded = [v.encode() if isinstance(v, str) else _utf8(v) for v in items]
+        return b"".join([_U32(len(b)) + b for b in encoded])
+    dtype = RAW_DTYPES.get(datatype)
+    if dtype is None:
+        raise InvalidInput(f"unknown datatype '{datatype}'")
+    return np.asarray(data, dtype=dtype).tobytes()
+
+
+def decode_raw(datatype: str, raw: bytes) -> np.ndarray:
+    """The inverse of ``encode_raw`` (flat): BYTES elements come back as ``bytes`` objects."""
+    if datatype != "BYTES":
+        dtype = RAW_DTYPES.get(datatype)
+        if dtype is None:
+            raise InvalidInput(f"unknown datatype '{datatype}'")
+        if len(raw) % dtype.itemsize:
+            raise InvalidInput(f"{len(raw)} raw bytes are not a whole number of {datatype}")
+        return np.frombuffer(raw, dtype=dtype)
+    items: list[bytes] = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        if pos + 4 > end:
+            raise InvalidInput("raw BYTES tensor ends inside a length prefix")
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > end:
+            raise InvalidInput("raw BYTES tensor element runs past the end")
+        items.append(raw[pos : pos + size])
+        pos += size
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+_CONTENTS = {
+    "BOOL": "bool_contents",
+    **{t: "int_contents" for t in ("INT8", "INT16", "INT32")},
+    "INT64": "int64_contents",
+    **{t: "uint_contents" for t in ("UINT8", "UINT16", "UINT32")},
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def grpc_outputs(response: Any) -> dict[str, np.ndarray]:
+    """The outputs of a gRPC ``ModelInferResponse`` as flat arrays by name, from
+    ``raw_output_contents`` (one per output, in order) or else the typed ``contents``."""
+    raw = response.raw_output_contents
+    if raw and len(raw) != len(response.outputs):
+        raise InvalidInput(f"{len(response.outputs)} outputs but {len(raw)} raw contents")
+    out: dict[str, np.ndarray] = {}
+    for i, o in enumerate(response.outputs):
+        if raw:
+            out[o.name] = decode_raw(o.datatype, raw[i])
+            continue
+        field_name = _CONTENTS.get(o.datatype)
+        if field_name is None:
+            raise InvalidInput(f"output '{o.name}': unknown datatype '{o.datatype}'")
+        values = list(getattr(o.contents, field_name))
+        if o.datatype == "BYTES":
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = values
+            out[o.name] = arr
+        else:
+            out[o.name] = np.asarray(values, dtype=RAW_DTYPES[o.datatype])
+    return out

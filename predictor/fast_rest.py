@@ -11,6 +11,14 @@ predict, postprocess and KServe's Prometheus metrics unchanged) and writes the r
 orjson. A failure becomes a response through the app's own exception handlers (KServe's and
 ours), so statuses and bodies are the same as on the full stack: 400, 404, 415, 502-504.
 
+The content-type does not select the path: any inference POST whose body is JSON is taken
+here (``rest.parse_json_body``: tritonclient sends none, ``curl -d`` a form type).
+
+It is also where model versions are handled (``predictor.versions``):
+``/v2/models/{name}/versions/{version}[/ready|/infer]`` is the unversioned route when
+``version`` is the served one, else a 404 naming the served version(s); and the model
+metadata (``GET /v2/models/{name}``) is answered here with its ``versions``.
+
 Everything else goes down the full stack unchanged: other paths and methods, the binary
 tensor extension, CloudEvents, and requests that select outputs or ask for binary data.
 """
@@ -29,10 +37,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from predictor.limits import replay
-from predictor.rest import BINARY_HEADER, is_cloudevent, json_error, media_type
+from predictor.rest import (
+    BINARY_HEADER,
+    UnsupportedMediaType,
+    as_json_request,
+    is_cloudevent,
+    json_error,
+    media_type,
+    parse_json_body,
+    replay,
+)
+from predictor.versions import served_versions, version_error
 
-INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)/infer")
+MODEL_PATH = re.compile(
+    r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<route>/infer|/ready)?"
+)
 
 
 def _fail(where: str, what: str) -> InvalidInput:
@@ -43,7 +62,8 @@ def parse_request(body: Any, model_name: str) -> InferRequest:
     """A v2 JSON request (already decoded) → InferRequest, checking its structure."""
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
-    unknown = set(body) - {"id", "inputs", "outputs", "parameters"}
+    # model_name: KServe's InferenceRESTClient sends it (ignored: the path names the model)
+    unknown = set(body) - {"id", "inputs", "outputs", "parameters", "model_name"}
     if unknown:
         raise _fail("body", f"unexpected fields {sorted(unknown)}")
     inputs = body.get("inputs")
@@ -121,32 +141,57 @@ class FastInfer:
         self.exception_handlers = exception_handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = None
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = INFER_PATH.fullmatch(scope["path"])
+        match = MODEL_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
         if match is None:
             return await self.app(scope, receive, send)
+        name, version, route = match["name"], match["version"], match["route"]
+        if version is not None:
+            model = self.dataplane.model_registry.get_model(name)
+            error = version_error(name, version, model) if model is not None else None
+            if error is not None:
+                return await json_error(404, error)(scope, receive, send)
+            # the served version (or an unknown model: KServe's 404): the unversioned route
+            path = f"/v2/models/{name}{route or ''}"
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        method = scope["method"]
+        if route is None and method == "GET":
+            return await self.respond(scope, receive, send, self.metadata(name))
+        if route != "/infer" or method != "POST":
+            return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
+        ctype = media_type(headers)
         if (
             BINARY_HEADER in headers
             or is_cloudevent(headers)
-            or media_type(headers) != "application/json"
+            or ctype == "application/cloudevents+json"
         ):
-            # binary tensors and CloudEvents: KServe's route; no JSON at all: the 415 there
-            return await self.app(scope, receive, send)
+            return await self.app(scope, receive, send)  # binary tensors, CloudEvents: KServe's
         request = Request(scope, receive)
         try:
             raw = await request.body()
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise InvalidInput(f"body is not valid JSON: {e}") from None
+            body = parse_json_body(ctype, raw)
             if _wants_outputs(body):
-                return await self.app(scope, replay(raw), send)
-            response = await self.infer(match["name"], body, request)
+                return await self.app(as_json_request(scope), replay(raw), send)
+            response = await self.infer(name, body, request)
+        except UnsupportedMediaType as exc:
+            response = json_error(415, str(exc))
         except Exception as exc:
             response = await self.error_response(request, exc)
         await response(scope, receive, send)
+
+    async def respond(self, scope: Scope, receive: Receive, send: Send, answer: Any) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await answer
+        except Exception as exc:
+            response = await self.error_response(request, exc)
+        await response(scope, receive, send)
+
+    async def metadata(self, name: str) -> Response:
+        """The v2 model metadata, with the served version(s) in ``versions``."""
+        meta = dict(await self.dataplane.model_metadata(name))
+        meta["versions"] = served_versions(self.dataplane.model_registry.get_model(name))
+        return Response(orjson.dumps(meta), 200, media_type="application/json")
 
     async def infer(self, name: str, body: Any, request: Request) -> Response:
         model = self.dataplane.model_registry.get_model(name)

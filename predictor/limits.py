@@ -23,8 +23,10 @@ from typing import Any
 import orjson
 from pydantic import Field
 from pydantic_settings import BaseSettings
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from predictor.rest import replay
 
 MiB = 1024 * 1024
 PROBE_PATH = re.compile(
@@ -162,21 +164,6 @@ def _content_length(scope: Scope) -> int | None:
         if name == b"content-length":
             return int(value)  # httptools rejects most malformed ones before this
     return None
-
-
-def replay(body: bytes) -> Receive:
-    """A ``receive`` that hands an already-read body to the next app (the limits layer and
-    FastInfer both replay what they read)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 def _raw_error(status: int, reason: str, message: str) -> bytes:

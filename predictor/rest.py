@@ -3,6 +3,14 @@
 KServe answers request-body validation errors with FastAPI's 422 ``{"detail": [...]}`` and a
 non-JSON v2 body with a message about binary headers. Users get one shape instead:
 ``{"error": "<what is wrong, naming the field>"}`` with a 4xx status.
+
+Content-type of inference requests, as KServe and Triton treat it: the body decides. A body
+that parses as JSON is a JSON request whatever the declared type (tritonclient and
+perf_analyzer send none, ``curl -d`` sends ``application/x-www-form-urlencoded``). A body that
+does not parse is a 400 "not valid JSON" when the declared type is JSON, absent, or one of
+those JSON-by-accident types (``LENIENT_TYPES``), and a 415 naming the type otherwise (the
+client said it sends something else). The v2 binary tensor extension
+(``Inference-Header-Content-Length``) and CloudEvents (``ce-specversion``) are KServe's.
 """
 
 from __future__ import annotations
@@ -12,11 +20,69 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from kserve.errors import InvalidInput
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 JSON_TYPES = ("application/json", "application/cloudevents+json")
+# Declared types under which a body that is not JSON is a 400 (bad JSON), not a 415.
+LENIENT_TYPES = ("", "application/x-www-form-urlencoded", "text/plain")
 BINARY_HEADER = b"inference-header-content-length"
+JSON_HEADER = (b"content-type", b"application/json")
+
+
+class UnsupportedMediaType(Exception):
+    """The body is not JSON and the declared content-type says it is something else."""
+
+    def __init__(self, ctype: str):
+        super().__init__(
+            f"content-type '{ctype}' is not supported: send a JSON body "
+            "(application/json) or v2 binary tensors (Inference-Header-Content-Length)"
+        )
+
+
+def parse_json_body(ctype: str, raw: bytes) -> Any:
+    """The decoded JSON body of an inference request declared as ``ctype``.
+
+    Raises ``InvalidInput`` (400) or ``UnsupportedMediaType`` (415), see the module doc."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if ctype in JSON_TYPES or ctype in LENIENT_TYPES or ctype.endswith("+json"):
+            raise InvalidInput(f"body is not valid JSON: {e}") from None
+        raise UnsupportedMediaType(ctype) from None
+
+
+def as_json_request(scope: Scope) -> Scope:
+    """``scope`` with its content-type replaced by ``application/json``."""
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    return {**scope, "headers": [*headers, JSON_HEADER]}
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replay(raw: bytes) -> Receive:
+    """A ``receive`` that hands an already-read body to the next app."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return receive
 
 
 def json_error(status: int, message: str) -> Response:
@@ -39,8 +105,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return json_error(400, _describe(list(exc.errors())))
 
 
-class RequireJsonMiddleware:
-    """415 for inference POSTs whose body is neither JSON nor v2 binary."""
+class JsonBodyMiddleware:
+    """Inference POSTs that declare a type other than JSON reach KServe's routes as JSON when
+    their body is JSON; otherwise 400 or 415 (module doc). Binary tensors and CloudEvents pass.
+    """
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -51,11 +119,16 @@ class RequireJsonMiddleware:
             ctype = media_type(headers)
             speaks_v2 = BINARY_HEADER in headers or is_cloudevent(headers)
             if ctype not in JSON_TYPES and not speaks_v2:
-                response = json_error(
-                    415, f"content-type must be application/json, got '{ctype or 'none'}'"
-                )
-                await response(scope, receive, send)
-                return
+                raw = await read_body(receive)
+                try:
+                    parse_json_body(ctype, raw)
+                except InvalidInput as e:
+                    response = json_error(400, str(e))
+                except UnsupportedMediaType as e:
+                    response = json_error(415, str(e))
+                else:
+                    return await self.app(as_json_request(scope), replay(raw), send)
+                return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
 
@@ -75,4 +148,4 @@ def is_cloudevent(headers: dict[bytes, bytes]) -> bool:
 def install(app: FastAPI) -> None:
     """Add the handlers and middleware to KServe's app (call before ModelServer.start)."""
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(RequireJsonMiddleware)
+    app.add_middleware(JsonBodyMiddleware)

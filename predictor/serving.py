@@ -1,5 +1,6 @@
-"""Start a ``kserve.ModelServer`` with our HTTP layer: one error shape, the JSON content-type
-check, and the lean v2 infer route (``fast_rest``). Both servers start through here, with the
+"""Start a ``kserve.ModelServer`` with our HTTP layer (one error shape, JSON bodies whatever
+the declared content-type, the lean v2 routes of ``fast_rest``) and our v2 gRPC service
+(``grpc_server``: raw outputs, model versions). Both servers start through here, with the
 request limits of ``predictor.limits`` and, for the transformer, authentication (``outer``,
 ``interceptors``) and extra HTTP apps on their own ports (the producer endpoint)."""
 
@@ -21,10 +22,9 @@ from kserve.model_server import args as kserve_args
 from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
 from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
 from kserve.protocol.grpc.server import GRPCServer
-from kserve.protocol.grpc.servicer import InferenceServicer
 from starlette.types import ASGIApp
 
-from predictor import fast_rest, rest
+from predictor import fast_rest, grpc_server, rest
 from predictor.limits import Limits, header_protocol
 
 log = logging.getLogger(__name__)
@@ -131,13 +131,14 @@ class _ModelServer(kserve.ModelServer):
             self.harden(config, extra)
             self.servers.append(uvicorn.Server(config).serve())
         if self.settings.enable_grpc:
-            grpc_server = _GRPCServer(self, self.settings, self.interceptors)
-            self._grpc_server = grpc_server
-            self.servers.append(grpc_server.start(self.max_threads))
+            grpc = _GRPCServer(self, self.settings, self.interceptors)
+            self._grpc_server = grpc
+            self.servers.append(grpc.start(self.max_threads))
 
 
 class _GRPCServer(GRPCServer):
-    """KServe's gRPC server plus our interceptors, bind address and limits."""
+    """KServe's gRPC server with our servicer (``grpc_server.Servicer``: raw outputs, model
+    versions) plus our interceptors, bind address and limits."""
 
     def __init__(
         self,
@@ -167,7 +168,7 @@ class _GRPCServer(GRPCServer):
             maximum_concurrent_rpcs=s.max_concurrent_requests,
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            InferenceServicer(self._data_plane, self._model_repository_extension), self._server
+            grpc_server.Servicer(self._data_plane, self._model_repository_extension), self._server
         )
         host = "[::]" if s.host in ("0.0.0.0", "::") else s.host
         self._server.add_insecure_port(f"{host}:{s.grpc_port}")

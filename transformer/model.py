@@ -63,8 +63,12 @@ class FeastTransformer(Model):
         freshness: Freshness | None = None,
         writer: PredictionWriter | None = None,
         precomputed_fallback: Literal["model", "default"] = "model",
+        version: str = "",
     ):
         super().__init__(name)
+        # Reported in the v2 metadata (``versions``) and served on versioned paths: the
+        # predictor model version this transformer was started against.
+        self.version = version
         if mode != "online" and freshness is None:
             raise ValueError(f"mode {mode!r} needs a Freshness policy")
         if mode == "cached" and writer is None:

@@ -15,8 +15,10 @@ import aiohttp
 import httpx
 import numpy as np
 import orjson
+from kserve.errors import InvalidInput
 
 from predictor.artifact import FeatureSpec, LoadedModel
+from predictor.codec import grpc_outputs
 from transformer.errors import PredictorRejected, PredictorTimeout, PredictorUnavailable
 
 log = logging.getLogger(__name__)
@@ -158,30 +160,37 @@ class GrpcPredictorClient:
                     f"cannot reach the predictor at {self.host}: {e.details()}"
                 ) from e
             raise PredictorRejected(f"predictor answered {code.name}: {e.details()}") from e
-        from kserve.protocol.infer_type import InferResponse
-
-        parsed = InferResponse.from_grpc(resp)
-        outs = {o.name: o for o in parsed.outputs}
         try:
-            scores = np.asarray(outs["probability"].as_numpy(), dtype=np.float64).reshape(-1)
-            versions = outs["model_version"].data
+            outs = grpc_outputs(resp)
+            scores = outs["probability"].astype(np.float64, copy=False).reshape(-1)
+            versions = outs["model_version"].reshape(-1)
         except KeyError as e:
-            raise PredictorRejected(f"predictor response lacks {e}") from e
+            raise PredictorRejected(f"predictor response lacks output {e}") from e
+        except (InvalidInput, ValueError, TypeError) as e:
+            raise PredictorRejected(f"predictor response is malformed: {e}") from e
         if scores.shape[0] != matrix.shape[0]:
             raise PredictorRejected(
                 f"predictor returned {scores.shape[0]} scores for {matrix.shape[0]} rows"
             )
-        version = versions[0] if versions else ""
+        version = versions[0] if versions.size else ""
         return Prediction(scores, version.decode() if isinstance(version, bytes) else str(version))
 
     async def close(self) -> None:
         await self._channel.close()
 
 
-def fetch_model_features(
+@dataclass
+class PredictorMetadata:
+    """What the transformer needs from the predictor's v2 metadata."""
+
+    features: list[FeatureSpec]  # the model's inputs, in order
+    versions: list[str]  # the model version(s) it serves (``versions``; may be empty)
+
+
+def fetch_model_metadata(
     host: str, model_name: str, protocol: str, wait_s: float, use_ssl: bool = False
-) -> list[FeatureSpec]:
-    """The model's inputs, in order, from its v2 metadata; retries until ``wait_s`` passes.
+) -> PredictorMetadata:
+    """The model's inputs and versions from its v2 metadata; retries until ``wait_s`` passes.
 
     Runs once at start-up, before the event loop serves requests.
     """
@@ -190,12 +199,15 @@ def fetch_model_features(
     while True:
         attempt += 1
         try:
-            inputs = (
+            meta = (
                 _grpc_metadata(host, model_name, use_ssl)
                 if protocol == "grpc-v2"
                 else _rest_metadata(host, model_name, use_ssl)
             )
-            return [FeatureSpec(name=i["name"], datatype=i["datatype"]) for i in inputs]
+            return PredictorMetadata(
+                [FeatureSpec(name=i["name"], datatype=i["datatype"]) for i in meta["inputs"]],
+                [str(v) for v in meta.get("versions") or []],
+            )
         except Exception as e:
             if time.monotonic() >= deadline:
                 raise RuntimeError(
@@ -206,14 +218,14 @@ def fetch_model_features(
             time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
-def _rest_metadata(host: str, model_name: str, use_ssl: bool) -> list[dict[str, Any]]:
+def _rest_metadata(host: str, model_name: str, use_ssl: bool) -> dict[str, Any]:
     scheme = "https" if use_ssl else "http"
     r = httpx.get(f"{scheme}://{host}/v2/models/{model_name}", timeout=5.0)
     r.raise_for_status()
-    return list(r.json()["inputs"])
+    return dict(r.json())
 
 
-def _grpc_metadata(host: str, model_name: str, use_ssl: bool) -> list[dict[str, Any]]:
+def _grpc_metadata(host: str, model_name: str, use_ssl: bool) -> dict[str, Any]:
     import grpc
     from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
     from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
@@ -227,7 +239,10 @@ def _grpc_metadata(host: str, model_name: str, use_ssl: bool) -> list[dict[str, 
         meta = GRPCInferenceServiceStub(channel).ModelMetadata(
             pb.ModelMetadataRequest(name=model_name), timeout=5.0
         )
-    return [{"name": t.name, "datatype": t.datatype} for t in meta.inputs]
+    return {
+        "inputs": [{"name": t.name, "datatype": t.datatype} for t in meta.inputs],
+        "versions": list(meta.versions),
+    }
 
 
 class LocalPredictorClient:

@@ -23,7 +23,7 @@ from transformer.model import FeastTransformer
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
-    fetch_model_features,
+    fetch_model_metadata,
     make_client,
 )
 from transformer.producer import Producer, install_route
@@ -40,16 +40,18 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
     if settings.collocated_model_dir is not None:
         loaded = load_model(settings.collocated_model_dir)
         model_features = list(loaded.metadata.features)
+        versions = [loaded.metadata.version]
         client_factory = functools.partial(LocalPredictorClient, loaded)
         log.info("collocated: scoring %s in-process", loaded.metadata.version)
     else:
-        model_features = fetch_model_features(
+        meta = fetch_model_metadata(
             settings.predictor_host,
             settings.model_name,
             settings.predictor_protocol,
             settings.predictor_wait_s,
             settings.predictor_use_ssl,
         )
+        model_features, versions = meta.features, meta.versions
         client_factory = functools.partial(
             make_client,
             settings.predictor_protocol,
@@ -93,6 +95,8 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         freshness=freshness,
         writer=writer,
         precomputed_fallback=settings.precomputed_fallback,
+        # the model version the transformer reports and serves on versioned paths
+        version=versions[0] if versions else "",
     )
 
 

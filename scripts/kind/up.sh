@@ -8,6 +8,9 @@
 #   KServe ${KSERVE_VERSION}                        (Helm charts kserve-crd + kserve-resources,
 #                                                    Knative deployment mode, no Istio)
 #
+# KSERVE_VERSION defaults to the newest KServe release (v0.20.0); KSERVE_VERSION=v0.17.0
+# (KSERVE_MIN_VERSION, the oldest we support) installs the other entry of the e2e matrix.
+#
 # Networking: Kourier is Knative's ingress; KServe's Istio VirtualService is disabled
 # (disableIstioVirtualHost), so requests go to the component hosts Knative routes, e.g.
 # Host: click-model-transformer.feast-inference.example.com. A NodePort Service

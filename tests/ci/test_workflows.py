@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -393,3 +393,176 @@ def test_release_charts_publishes_on_a_tag_and_dry_runs_otherwise() -> None:
     assert "oci://ghcr.io/" in pub_runs
     # Secrets reach the shell through env, never interpolated into the script.
     assert "secrets." not in pub_runs
+
+
+# --------------------------------------------------------------------------- action runtimes
+
+#: ``runs.using`` of each pinned third-party action at its pinned commit, read from that
+#: commit's action.yml. A pin missing here fails the test: record the runtime when bumping.
+ACTION_RUNTIMES = {
+    "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8": "node24",  # v5.0.0
+    "actions/setup-python@ece7cb06caefa5fff74198d8649806c4678c61a1": "node24",  # v6.3.0
+    "actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f": "node24",  # v6.0.0
+    "helm/kind-action@ef37e7f390d99f746eb8b610417061a60e82a6cc": "node24",  # v1.14.0
+    "azure/setup-helm@9bc31f4ebc9c6b171d7bfbaa5d006ae7abdb4310": "node24",  # v5.0.1
+    # the Node 20 pins these replaced (GitHub removes Node 20 from its runners)
+    "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": "node20",  # v5.6.0
+    "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": "node20",  # v4.6.2
+    "helm/kind-action@a1b0e391336a6ee6713a0583f8c6240d70863de3": "node20",  # v1.12.0
+    "azure/setup-helm@b9e51907a09c216f16ebe8536097933489208112": "node20",  # v4.3.0
+}
+
+
+def runtime_problems(refs: Iterable[str]) -> list[str]:
+    problems = []
+    for ref in refs:
+        if ref.startswith(("./", "docker://")):
+            continue
+        using = ACTION_RUNTIMES.get(ref)
+        if using is None:
+            problems.append(f"{ref}: runtime unknown; record its action.yml runs.using")
+        elif using != "node24":
+            problems.append(f"{ref}: runs on {using}, not node24")
+    return problems
+
+
+@pytest.mark.parametrize("path", WORKFLOWS + ACTIONS, ids=rel)
+def test_pinned_actions_run_on_node24(path: Path) -> None:
+    assert runtime_problems(uses_of(load_yaml(path.read_text(encoding="utf-8")))) == []
+
+
+def test_runtime_check_rejects_node20_and_unknown_pins() -> None:
+    old = "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065"
+    assert runtime_problems([old]) == [f"{old}: runs on node20, not node24"]
+    assert "runtime unknown" in runtime_problems(["actions/cache@" + "b" * 40])[0]
+
+
+# --------------------------------------------------------------------------- e2e matrix + budget
+
+E2E = REPO / ".github" / "workflows" / "e2e-kind.yaml"
+KIND_DOC = REPO / "docs" / "kind-e2e.md"
+DUMP_RESERVE_MIN = 5  # runner set-up and post steps, beyond the steps' own slices
+
+
+def e2e_job() -> dict[str, Any]:
+    return load_yaml(E2E.read_text(encoding="utf-8"))["jobs"]["e2e"]
+
+
+def step_label(step: dict[str, Any]) -> str:
+    return str(step.get("name") or step["uses"].split("@")[0])
+
+
+def budget_problems(job: dict[str, Any]) -> tuple[int, list[str]]:
+    """The worst case of ``job`` in minutes (steps with ``if: inputs.deploy ...`` are
+    alternatives: the longest counts) and what breaks the budget."""
+    problems = []
+    total = alternatives = 0
+    for step in job["steps"]:
+        minutes = step.get("timeout-minutes")
+        if not isinstance(minutes, int) or minutes <= 0:
+            problems.append(f"step '{step_label(step)}' has no timeout-minutes")
+            continue
+        if "inputs.deploy" in str(step.get("if", "")):
+            alternatives = max(alternatives, minutes)
+        else:
+            total += minutes
+    total += alternatives
+    limit = job.get("timeout-minutes")
+    if not isinstance(limit, int) or total + DUMP_RESERVE_MIN > limit:
+        problems.append(f"steps sum to {total} min; job limit {limit} leaves < {DUMP_RESERVE_MIN}")
+    dumps = [s for s in job["steps"] if "kind-dump" in str(s.get("run", ""))]
+    if len(dumps) != 1 or dumps[0].get("if") != "always()":
+        problems.append("the state dump must be one step of its own with if: always()")
+    return total, problems
+
+
+def test_e2e_job_worst_case_fits_its_limit_with_the_dump_guaranteed() -> None:
+    total, problems = budget_problems(e2e_job())
+    assert problems == []
+    assert f"**sum** | **{total}**" in KIND_DOC.read_text(encoding="utf-8")
+
+
+def test_budget_check_detects_an_overrun_and_a_conditional_dump() -> None:
+    job = e2e_job()
+    assert budget_problems({**job, "timeout-minutes": budget_problems(job)[0]})[1]
+    steps = [
+        {**s, "if": "failure()"} if "kind-dump" in str(s.get("run", "")) else s
+        for s in job["steps"]
+    ]
+    assert budget_problems({**job, "steps": steps})[1]
+    no_timeout = [{k: v for k, v in s.items() if k != "timeout-minutes"} for s in job["steps"]]
+    assert budget_problems({**job, "steps": no_timeout})[1]
+
+
+def _doc_rows(section: str) -> list[list[str]]:
+    text = KIND_DOC.read_text(encoding="utf-8")
+    body = text.split(f"### {section}", 1)[1].split("\n### ", 1)[0]
+    return [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in body.splitlines()
+        if line.startswith("|") and not line.startswith("| ---")
+    ]
+
+
+def test_the_docs_list_every_steps_timeout() -> None:
+    rows = {r[0]: r[1] for r in _doc_rows("Time budget") if len(r) == 2}
+    for step in e2e_job()["steps"]:
+        label = step_label(step)
+        match = [k for k in rows if k.split(" (")[0] == label or label in k.split(" / ")[0]]
+        if "inputs.deploy" in str(step.get("if", "")):
+            match = [k for k in rows if k.startswith("Deploy with helm / Deploy with kustomize")]
+        assert match, f"docs/kind-e2e.md: no row for step '{label}'"
+        assert rows[match[0]] == str(step["timeout-minutes"]), label
+
+
+SCRIPT_WAIT = re.compile(
+    r"--timeout[= ]\"?(?:\$\{\w+:-)?(?P<a>\d+[sm])\b|--wait (?P<b>\d+[sm])\b"
+    r"|wait_deployments \S+ (?P<c>\d+s)|SECONDS \+ (?P<d>\d+)\)|ISVC_TIMEOUT:-(?P<e>\d+s)"
+)
+
+
+def script_waits() -> list[tuple[str, str]]:
+    """(script, timeout) of every wait in scripts/**/*.sh with a literal timeout or default
+    (``--timeout "${HELM_TIMEOUT:-15m}"``); comments skipped."""
+    out = []
+    for path in sorted((REPO / "scripts").rglob("*.sh")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            for m in SCRIPT_WAIT.finditer(line):
+                value = next(v for v in m.groups() if v)
+                out.append((path.name, value if value[-1] in "sm" else f"{value}s"))
+    return out
+
+
+def test_every_script_wait_is_in_the_budget_table() -> None:
+    waits = script_waits()
+    assert ("up.sh", "10m") in waits and ("deploy.sh", "900s") in waits  # the parser works
+    line = 'h test x --timeout "${HELM_TIMEOUT:-15m}" --logs'
+    assert [m.group("a") for m in SCRIPT_WAIT.finditer(line)] == ["15m"]
+    rows = [r for r in _doc_rows("Time budget") if len(r) == 3]
+    for script, value in set(waits):
+        wanted = waits.count((script, value))
+        have = sum(1 for r in rows if r[0].startswith(script) and value in r[2])
+        assert have >= wanted, (
+            f"docs/kind-e2e.md lists {have} of {wanted} {value} waits of {script}"
+        )
+
+
+def test_e2e_matrix_runs_the_newest_always_and_the_minimum_on_schedule_and_dispatch() -> None:
+    doc = load_yaml(E2E.read_text(encoding="utf-8"))
+    assert "schedule" in doc["on"] and "workflow_dispatch" in doc["on"] and "push" in doc["on"]
+    matrix = e2e_job()["strategy"]["matrix"]["kserve"]
+    both, newest = '\'["newest", "minimum"]\'', "'[\"newest\"]'"
+    assert both in matrix and newest in matrix, matrix
+    condition = matrix.split("&&")[0]
+    assert "schedule" in condition and "workflow_dispatch" in condition
+    assert matrix.index(both) < matrix.rindex("||") < matrix.index(newest)
+    pins = versions_env()
+    newest_v, minimum_v = (
+        tuple(int(x) for x in pins[k].lstrip("v").split("."))
+        for k in ("KSERVE_VERSION", "KSERVE_MIN_VERSION")
+    )
+    assert minimum_v == (0, 17, 0) and newest_v > minimum_v
+    select = next(s for s in e2e_job()["steps"] if "KSERVE_MIN_VERSION" in str(s.get("run", "")))
+    assert "GITHUB_ENV" in select["run"] and select["env"]["ENTRY"] == "${{ matrix.kserve }}"

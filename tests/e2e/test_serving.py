@@ -12,6 +12,8 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
+from predictor.codec import grpc_outputs
+
 pytestmark = pytest.mark.e2e
 
 SOURCES = {"model", "cache", "precomputed", "default"}
@@ -91,8 +93,9 @@ def test_grpc_inference(target, grpc_target):
             timeout=30,
             metadata=target.grpc_metadata,
         )
-        outs = {o.name: o for o in resp.outputs}
-        assert 0.0 <= outs["score"].contents.fp64_contents[0] <= 1.0
+        outs = grpc_outputs(resp)  # every output in raw_output_contents, as Triton sends them
+        assert 0.0 <= outs["score"][0] <= 1.0
+        assert outs["prediction_source"][0].decode() in SOURCES
         with pytest.raises(grpc.RpcError) as e:
             stub.ModelInfer(
                 pb.ModelInferRequest(model_name=target.model, inputs=tensors[:1]),

@@ -88,9 +88,17 @@ def _app_with_fast_infer():
     from predictor.fast_rest import install
 
     class Echo(kserve.Model):
+        version = "v7"
+
         def __init__(self):
             super().__init__("echo")
             self.ready = True
+
+        def get_input_types(self):
+            return [{"name": "x", "datatype": "INT64", "shape": [-1]}]
+
+        def get_output_types(self):
+            return [{"name": "y", "datatype": "INT64", "shape": [-1]}]
 
         async def predict(self, payload, headers=None):
             x = payload.inputs[0]
@@ -112,8 +120,25 @@ def _app_with_fast_infer():
     async def full_stack(name: str, request: Request):  # stands in for KServe's route
         return JSONResponse({"inner": name, "body": (await request.body()).decode()}, 299)
 
+    @app.get("/v2/models/{name}/ready")
+    async def ready(name: str):  # stands in for KServe's route
+        return JSONResponse({"ready_route": name}, 298)
+
     install(app, DataPlane(model_registry=repo))
     return app
+
+
+def _get(app, path):
+    import asyncio
+
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.get(path)
+
+    return asyncio.run(go())
 
 
 def _post(app, path, body=None, **kw):
@@ -149,9 +174,9 @@ def test_fast_infer_answers_json_inference_itself():
         ({"inputs": [X], "outputs": [{"name": "y"}]}, {}),
         ({"inputs": [X], "parameters": {"binary_data_output": True}}, {}),
         (None, {"content": b"\x00", "headers": {"inference-header-content-length": "0"}}),
-        (None, {"content": b"{}", "headers": {"content-type": "text/plain"}}),
+        (None, {"content": b"{}", "headers": {"content-type": "application/cloudevents+json"}}),
     ],
-    ids=["outputs", "binary-output", "binary-input", "not-json"],
+    ids=["outputs", "binary-output", "binary-input", "cloudevent"],
 )
 def test_what_it_does_not_speak_goes_down_the_full_stack_with_its_body(body, kw):
     r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", body, **kw)
@@ -183,3 +208,83 @@ def test_malformed_json_is_a_400_naming_json():
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 400 and "JSON" in r.text
+
+
+BODY = orjson.dumps({"inputs": [X]})
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        None,
+        "",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "application/json; charset=utf-8",
+        "application/octet-stream",
+    ],
+)
+def test_a_json_body_is_a_json_request_whatever_the_declared_type(ctype):
+    """tritonclient sends no content-type, ``curl -d`` a form type: the fast path answers."""
+    headers = {} if ctype is None else {"content-type": ctype}
+    r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", content=BODY, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == [1, 2]
+
+
+def test_a_json_body_selecting_outputs_reaches_the_full_stack_as_json():
+    body = orjson.dumps({"inputs": [X], "outputs": [{"name": "y"}]})
+    r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", content=body, headers={})
+    assert r.status_code == 299 and orjson.loads(r.json()["body"])["outputs"] == [{"name": "y"}]
+
+
+@pytest.mark.parametrize(
+    ("ctype", "status", "needle"),
+    [
+        (None, 400, "not valid JSON"),
+        ("application/x-www-form-urlencoded", 400, "not valid JSON"),
+        ("application/json", 400, "not valid JSON"),
+        ("image/png", 415, "'image/png' is not supported"),
+        ("application/octet-stream", 415, "'application/octet-stream'"),
+    ],
+)
+def test_a_body_that_is_not_json_is_400_or_415_by_the_declared_type(ctype, status, needle):
+    headers = {} if ctype is None else {"content-type": ctype}
+    r = _post(_app_with_fast_infer(), "/v2/models/echo/infer", content=b"a=1", headers=headers)
+    assert r.status_code == status and needle in r.json()["error"]
+
+
+def test_metadata_lists_the_served_version():
+    r = _get(_app_with_fast_infer(), "/v2/models/echo")
+    assert r.status_code == 200
+    assert r.json()["versions"] == ["v7"] and r.json()["inputs"][0]["name"] == "x"
+
+
+@pytest.mark.parametrize("route", ["", "/ready", "/infer"])
+def test_a_version_that_is_not_served_is_a_404_naming_the_served_one(route):
+    app = _app_with_fast_infer()
+    path = f"/v2/models/echo/versions/v8{route}"
+    r = _post(app, path, {"inputs": [X]}) if route == "/infer" else _get(app, path)
+    assert r.status_code == 404
+    assert "'v8'" in r.json()["error"] and "v7" in r.json()["error"]
+
+
+def test_the_served_version_is_the_unversioned_route():
+    app = _app_with_fast_infer()
+    r = _post(app, "/v2/models/echo/versions/v7/infer", {"inputs": [X]})
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 2]
+    assert _get(app, "/v2/models/echo/versions/v7").json()["versions"] == ["v7"]
+    r = _get(app, "/v2/models/echo/versions/v7/ready")
+    assert r.status_code == 298 and r.json() == {"ready_route": "echo"}
+
+
+def test_a_versioned_path_of_an_unknown_model_is_the_model_404():
+    r = _post(_app_with_fast_infer(), "/v2/models/nope/versions/1/infer", {"inputs": [X]})
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+
+
+def test_the_model_name_kserves_client_sends_in_the_body_is_accepted():
+    r = _post(
+        _app_with_fast_infer(), "/v2/models/echo/infer", {"model_name": "echo", "inputs": [X]}
+    )
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 2]
