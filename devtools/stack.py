@@ -151,6 +151,11 @@ def _spawn(
     return Server(name, proc, f"http://127.0.0.1:{http_port}", log_path)
 
 
+# local servers (make run, tests) listen on loopback only; containers keep the default, all
+# interfaces, as KServe expects
+LOOPBACK = ("--host", "127.0.0.1")
+
+
 def start_predictor(
     model_dir: Path, ports: Ports, log_dir: Path | None = None, extra: Sequence[str] = ()
 ) -> Server:
@@ -164,6 +169,7 @@ def start_predictor(
         str(ports.predictor_http),
         "--grpc_port",
         str(ports.predictor_grpc),
+        *LOOPBACK,
         *extra,
     ]
     return _spawn("predictor", args, {}, log_dir, ports.predictor_http)
@@ -191,6 +197,7 @@ def start_transformer(
         str(ports.transformer_http),
         "--grpc_port",
         str(ports.transformer_grpc),
+        *LOOPBACK,
         *extra,
     ]
     return _spawn(f"transformer-{protocol}", args, fenv.env, log_dir, ports.transformer_http)

@@ -9,24 +9,19 @@ Three differences from ``kserve.protocol.grpc.servicer.InferenceServicer``:
   (``versions.served_versions``) is served, any other is NOT_FOUND naming the served ones;
 * ModelMetadata lists the served version in ``versions``.
 
-Everything else (interceptors, message size options, validation of raw inputs) is KServe's.
+Everything else (validation of raw inputs) is KServe's; ``serving._GRPCServer`` serves it with
+the project's interceptors (auth), bind address and request limits.
 """
 
 from __future__ import annotations
 
-from concurrent import futures
 from typing import Any
 
-from grpc import ServicerContext, aio
+from grpc import ServicerContext
 from grpc_interceptor.exceptions import NotFound
-from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
-from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, LoggingInterceptor
-from kserve.protocol.grpc.server import GRPCServer
 from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest, InferResponse, to_grpc_parameters
-from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.utils.utils import to_headers
 
 from predictor.codec import encode_raw
@@ -95,36 +90,3 @@ class Servicer(InferenceServicer):
         return pb.ModelInferResponse(  # a dict from a model that builds its own (not ours)
             id=response["id"], model_name=response["model_name"], outputs=response["outputs"]
         )
-
-
-class Server(GRPCServer):
-    """``GRPCServer`` with ``Servicer``; the rest as in KServe (``start`` follows theirs)."""
-
-    def __init__(
-        self,
-        port: int,
-        data_plane: DataPlane,
-        repository: ModelRepositoryExtension,
-        kwargs: dict[str, Any],
-        grace_period: int = 30,
-    ):
-        super().__init__(port, data_plane, repository, kwargs, grace_period=grace_period)
-
-    async def start(self, max_workers: int) -> None:
-        self._server = aio.server(
-            futures.ThreadPoolExecutor(max_workers=max_workers),
-            interceptors=(LoggingInterceptor(), ExceptionToStatusInterceptor()),
-            options=[
-                ("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
-                (
-                    "grpc.max_receive_message_length",
-                    self._kwargs.get("grpc_max_receive_message_length"),
-                ),
-            ],
-        )
-        grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            Servicer(self._data_plane, self._model_repository_extension), self._server
-        )
-        self._server.add_insecure_port(f"[::]:{self._port}")
-        await self._server.start()
-        await self._server.wait_for_termination()

@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from predictor.limits import LimitSettings
 
 
-class PredictorSettings(BaseSettings):
+class PredictorSettings(LimitSettings):
     """Serve a click model directory with kserve.ModelServer (v1 + v2 REST, v2 gRPC)."""
 
     model_config = SettingsConfigDict(env_prefix="PREDICTOR_", extra="forbid")

@@ -14,13 +14,14 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.access_log, settings.log_format)
     # kserve parses sys.argv when imported: import it only after our own parsing.
     from predictor.artifact import ArtifactError
+    from transformer.auth import AuthConfigError
     from transformer.features import FeatureConfigError
     from transformer.rules import RulesFileError
     from transformer.server import serve
 
     try:
         serve(settings)
-    except (ArtifactError, FeatureConfigError, RulesFileError, RuntimeError) as e:
+    except (ArtifactError, AuthConfigError, FeatureConfigError, RulesFileError, RuntimeError) as e:
         print(f"python -m transformer: {e}", file=sys.stderr)
         raise SystemExit(1) from None
 

@@ -1,5 +1,5 @@
 """Wire settings → Feast reader + predictor client + rules + cache → FeastTransformer →
-ModelServer, plus the producer endpoint on the same HTTP port."""
+ModelServer, plus the producer endpoint (on the HTTP port, or its own) and bearer-token auth."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import functools
 import logging
 from collections.abc import Callable
 
+from fastapi import FastAPI
 from kserve.model_server import app
+from starlette.types import ASGIApp
 
 from predictor.artifact import load_model
 from predictor.serving import run_model_server
 from transformer import errors
+from transformer.auth import Auth
 from transformer.cache import Freshness, LiveVersions, PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
@@ -131,6 +134,9 @@ class _Lifecycle:
 
 
 def serve(settings: TransformerSettings) -> None:
+    auth = None
+    if settings.auth_tokens_file is not None:  # first: a bad tokens file fails at once
+        auth = Auth(settings.auth_tokens_file, settings.auth_reload_s, not settings.auth_probes)
     model = build(settings)
     # SIGTERM: half the grace period for in-flight requests (uvicorn stops accepting at once),
     # the other half for flushing the write-back queue; the process exits within the total.
@@ -144,7 +150,18 @@ def serve(settings: TransformerSettings) -> None:
         for p in model.reader.service.feature_view_projections
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
-    install_route(app, Producer(model, user_view, model.reader.write))
+    producer = Producer(model, user_view, model.reader.write)
+    extra_apps: list[tuple[int, ASGIApp]] = []
+    if settings.producer_port is None:
+        install_route(app, producer)
+    else:  # its own port, so a NetworkPolicy can admit producers alone
+        producer_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        errors.install(producer_app)
+        install_route(producer_app, producer)
+        extra_apps.append((settings.producer_port, producer_app))
+    if auth is not None:
+        app.router.on_startup.append(auth.start)
+        app.router.on_shutdown.append(auth.stop)
     monitoring.install_routes(app, settings.model_name, model.monitor)
     names = [f.name for f in model.model_features]
     version = model.monitor.model_version if model.monitor is not None else ""
@@ -152,10 +169,13 @@ def serve(settings: TransformerSettings) -> None:
         model.monitor = monitoring.combine(model.monitor, payload)
         app.router.on_startup.append(payload.start)
         app.router.on_shutdown.append(payload.stop)
-    # request counts/latency must wrap the fast infer path too: outermost layers
     run_model_server(
         model,
         settings,
         grace_period=max(1, int(half)),
-        outer=[RequestMetrics] if settings.monitoring_enabled else [],
+        # request counts/latency must wrap the fast infer path too: outermost layers
+        layers=[RequestMetrics] if settings.monitoring_enabled else [],
+        outer=auth.wrap if auth else lambda a: a,
+        interceptors=[auth.interceptor()] if auth else [],
+        extra_apps=extra_apps,
     )

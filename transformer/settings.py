@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from predictor.limits import LimitSettings
 
 
-class TransformerSettings(BaseSettings):
+class TransformerSettings(LimitSettings):
     """Feast-backed KServe transformer: v1/v2 in, features + model + rules, decision out."""
 
     model_config = SettingsConfigDict(env_prefix="TRANSFORMER_", extra="forbid")
@@ -200,4 +202,27 @@ class TransformerSettings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text or as one JSON object each (with the request id)"
+    )
+
+    # Security (docs/security.md); the request limits and --host come from LimitSettings.
+    auth_tokens_file: Path | None = Field(
+        None,
+        description="Bearer tokens, one 'scope[,scope]:token' per line (scopes: infer, write; "
+        "'#' comments); unset: no authentication. Re-read when it changes, so a rotated "
+        "Kubernetes Secret needs no restart",
+    )
+    auth_reload_s: float = Field(
+        2.0, gt=0, le=300, description="How often to check the tokens file for a change"
+    )
+    auth_probes: bool = Field(
+        False,
+        description="Require a token (any scope) for health, readiness and /metrics too; off: "
+        "kubelet probes and Prometheus need none",
+    )
+    producer_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve POST /producer/v1/write on this port only (so a NetworkPolicy can "
+        "admit producers alone); unset: on http_port with inference",
     )

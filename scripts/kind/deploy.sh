@@ -155,9 +155,35 @@ deploy_helm() {
     --create-namespace -f "${VALUES}" "${fit[@]}" --timeout "${HELM_TIMEOUT:-15m}" ${HELM_EXTRA_ARGS:-}
 }
 
+# The kustomize base commits no secret: create the Redis password and the transformer's
+# tokens with random values (kept if they exist, so a redeploy rotates nothing).
+random_hex() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+ensure_kustomize_secrets() {
+  if ! k get secret redis-auth -n "${ISVC_NAMESPACE}" >/dev/null 2>&1; then
+    log "creating secret/redis-auth (random password)"
+    k create secret generic redis-auth -n "${ISVC_NAMESPACE}" \
+      --from-literal=redis-password="$(random_hex)" >/dev/null
+  fi
+  k get secret click-model-transformer-auth -n "${ISVC_NAMESPACE}" >/dev/null 2>&1 && return
+  local infer write
+  infer="$(random_hex)"
+  write="$(random_hex)"
+  log "creating secret/click-model-transformer-auth (random infer and write tokens)"
+  k create secret generic click-model-transformer-auth -n "${ISVC_NAMESPACE}" \
+    --from-literal=infer-token="${infer}" --from-literal=write-token="${write}" \
+    --from-literal=tokens="$(printf 'infer:%s\nwrite:%s' "${infer}" "${write}")" >/dev/null
+}
+
+# e2e tokens: from the Secret the deployment mounts (helm: <name>-transformer-auth)
+auth_token() {
+  k get secret "${ISVC_NAME}-transformer-auth" -n "${ISVC_NAMESPACE}" -o jsonpath="{.data.$1}" 2>/dev/null | base64 -d
+}
+
 deploy_kustomize() {
   local dir="${REPO_ROOT}/manifests/overlays/${OVERLAY}"
   [[ -f "${dir}/kustomization.yaml" ]] || die "overlay ${dir} has no kustomization.yaml"
+  ensure_kustomize_secrets
   log "kubectl apply -k ${dir}"
   k apply -k "${dir}"
   # Helm waits for its bootstrap hook; kubectl does not. Until the Job has applied and
@@ -248,9 +274,11 @@ E2E_MODEL_NAME=${ISVC_NAME}
 E2E_CANARY_MODEL_URI=pvc://${MODEL_PVC}/xgboost
 E2E_GRPC_PORT_FORWARD=1
 E2E_KUBE_CONTEXT=${KUBE_CONTEXT}
+E2E_TOKEN=$(auth_token infer-token)
+E2E_WRITE_TOKEN=$(auth_token write-token)
 EOF
   log "deployed; ${ready_path} answers 200. Environment for the e2e suite (${E2E_ENV_FILE}):"
-  cat "${E2E_ENV_FILE}" >&2
+  grep -v TOKEN= "${E2E_ENV_FILE}" >&2  # tokens stay out of the log
 }
 
 ensure_namespace

@@ -238,6 +238,8 @@ def test_rendered_objects_meet_stack_invariants(helm: Helm, chart: str, values: 
             problems += v.check_knative_compatible(objs)
             if vals.get("networkPolicy", {}).get("enabled", True):
                 problems += v.check_network_policies(objs, redis_bundled=False)
+                serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+                problems += v.check_egress_policies(objs, serverless=serverless)
             else:
                 assert not [o for o in objs if o["kind"] == "NetworkPolicy"]
     assert not problems, "\n".join(problems)
@@ -569,7 +571,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
     name = _isvc(objs)["metadata"]["name"]
     entry = "predictor" if "collocated" in values else "transformer"
     c = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["INFER_URL"] == (
         f"http://{name}-{entry}.feast-inference.svc.cluster.local/v2/models/{name}/infer"
     )
@@ -584,7 +586,7 @@ def test_helm_test_hook_posts_one_v2_inference(helm: Helm, values: str) -> None:
 def test_generated_redis_password_is_random_and_alphanumeric(helm: Helm) -> None:
     def password() -> str:
         objs = helm.render(UMBRELLA, MINIMAL, "--set", "global.redis.existingSecret=")
-        (secret,) = [o for o in objs if o["kind"] == "Secret"]
+        (secret,) = [o for o in objs if o["kind"] == "Secret" and "redis" in o["metadata"]["name"]]
         return base64.b64decode(secret["data"]["redis-password"]).decode()
 
     first, second = password(), password()
@@ -1004,3 +1006,150 @@ def test_subchart_notes_name_only_rendered_objects(
             f"{svc['metadata']['name']}.feast-inference.svc:{svc['spec']['ports'][0]['port']}"
             in notes
         )
+
+
+# --------------------------------------------------------------------------- security
+
+
+def _auth_secret_name(objs: list[v.Obj]) -> str:
+    return f"{_isvc(objs)['metadata']['name']}-transformer-auth"
+
+
+def _feature_component(objs: list[v.Obj]) -> v.Obj:
+    """The component that serves requests: the transformer, or collocated the predictor."""
+    spec = _isvc(objs)["spec"]
+    return spec.get("transformer") or spec["predictor"]
+
+
+@pytest.mark.parametrize("collocated", [False, True])
+def test_auth_is_on_with_a_generated_secret_mounted_as_a_file(helm: Helm, collocated: bool) -> None:
+    mode = ["--set", f"inferenceService.collocated.enabled={str(collocated).lower()}"]
+    objs = helm.render(UMBRELLA, MINIMAL, *mode)
+    name = _auth_secret_name(objs)
+    assert name == f"{RELEASE}-click-model-transformer-auth"  # derived from the release
+    (secret,) = [o for o in objs if o["metadata"]["name"] == name]
+    assert secret["metadata"]["namespace"] == v.NAMESPACE
+    data = {k: base64.b64decode(val).decode() for k, val in secret.get("data", {}).items()}
+    data.update(secret.get("stringData", {}))
+    infer, write = data["infer-token"], data["write-token"]
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", infer) and infer != write
+    assert data["tokens"].split() == [f"infer:{infer}", f"write:{write}"]
+    again = helm.render(UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.reloadSeconds=3")
+    (other,) = [o for o in again if o["metadata"]["name"] == name]
+    assert other["stringData"]["infer-token"] != infer, "tokens must be random per install"
+    component = _feature_component(objs)
+    c = component["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert ("STORAGE_URI" in env) == collocated  # the collocated component is the one checked
+    path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert "subPath" not in mount, "a subPath mount is never updated: rotation would need a restart"
+    (vol,) = [x for x in component["volumes"] if x["name"] == mount["name"]]
+    assert vol["secret"]["secretName"] == name
+    # helm test sends the infer token
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    (tok,) = [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+    assert tok["valueFrom"]["secretKeyRef"] == {"name": name, "key": "infer-token"}
+    assert '"Authorization"' in pod["spec"]["containers"][0]["args"][0]
+
+
+@pytest.mark.parametrize("collocated", [False, True])
+def test_auth_can_use_an_existing_secret_or_be_off(helm: Helm, collocated: bool) -> None:
+    mode = ["--set", f"inferenceService.collocated.enabled={str(collocated).lower()}"]
+    objs = helm.render(
+        UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.existingSecret=my-tokens"
+    )
+    assert not [o for o in objs if o["metadata"]["name"] == _auth_secret_name(objs)]
+    (vol,) = [x for x in _feature_component(objs)["volumes"] if x["name"] == "transformer-auth"]
+    assert vol["secret"]["secretName"] == "my-tokens"
+    objs = helm.render(UMBRELLA, MINIMAL, *mode, "--set", "inferenceService.auth.enabled=false")
+    c = _feature_component(objs)["containers"][0]
+    assert not [e for e in c["env"] if e["name"].startswith("TRANSFORMER_AUTH")]
+    assert not [m for m in c["volumeMounts"] if m["name"] == "transformer-auth"]
+    assert not [o for o in objs if o["metadata"]["name"] == _auth_secret_name(objs)]
+    (pod,) = [o for o in objs if o["kind"] == "Pod"]
+    assert not [e for e in pod["spec"]["containers"][0]["env"] if e["name"] == "INFER_TOKEN"]
+
+
+def test_notes_say_how_to_get_and_send_a_token(helm: Helm) -> None:
+    for chart, prefix in ((UMBRELLA, "inferenceService."), ("inference-service", "")):
+        notes = _notes(helm, chart, MINIMAL)
+        name = _auth_secret_name(helm.render(chart, MINIMAL))
+        assert f"get secret {name} -o jsonpath='{{.data.infer-token}}'" in notes, notes
+        assert '-H "Authorization: Bearer $TOKEN"' in notes
+        off = _notes(helm, chart, MINIMAL, "--set", f"{prefix}auth.enabled=false")
+        assert "Bearer" not in off and "get secret" not in off
+
+
+@pytest.mark.parametrize("values", [MINIMAL, "standard-values.yaml"])
+def test_egress_check_catches_an_open_rule(helm: Helm, values: str) -> None:
+    objs = helm.render(UMBRELLA, values)
+    name = _isvc(objs)["metadata"]["name"]
+    serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+    assert not v.check_egress_policies(objs, serverless=serverless)
+    bad_rules: list[dict[str, Any]] = [
+        {},  # no 'to': everything
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+        {"to": [{"namespaceSelector": {}}]},
+        {"to": [{"podSelector": {"matchLabels": {"app": "anything-else"}}}]},
+    ]
+    for bad_rule in bad_rules:
+        mutated = json.loads(json.dumps(objs))
+        pol = next(o for o in mutated if o["metadata"]["name"] == f"{name}-transformer-egress")
+        pol["spec"]["egress"].append(bad_rule)
+        assert v.check_egress_policies(mutated, serverless=serverless), bad_rule
+    for dropped in (f"{name}-predictor-egress", f"{RELEASE}-redis-egress"):
+        without = [o for o in objs if o["metadata"]["name"] != dropped]
+        assert len(without) == len(objs) - 1, dropped
+        problems = v.check_egress_policies(without, serverless=serverless)
+        assert any("no egress NetworkPolicy selects" in p for p in problems), dropped
+    clients = next(o for o in objs if o["metadata"]["name"] == "feast-kserve-feast-clients-egress")
+    mutated = json.loads(json.dumps(objs))
+    pol = next(o for o in mutated if o["metadata"]["name"] == clients["metadata"]["name"])
+    pol["spec"]["egress"] = pol["spec"]["egress"][:1]  # DNS only: Feast cannot reach Redis
+    assert any(
+        "does not reach" in p for p in v.check_egress_policies(mutated, serverless=serverless)
+    )
+
+
+def test_an_external_redis_must_be_named_in_the_egress_policies(helm: Helm) -> None:
+    """No Redis pod to select: the policies name its address, on the port the clients use;
+    without it the render fails (the default selector would silently block Redis)."""
+    ext = "external-redis-values.yaml"
+    objs = helm.render(UMBRELLA, ext)
+    port = _global(helm, ext)["redis"]["port"]
+    rules = [
+        r
+        for o in objs
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress")
+        for r in o["spec"].get("egress") or []
+        if any("ipBlock" in peer for peer in r.get("to", []))
+    ]
+    assert len(rules) == 2, rules  # the transformer's and the Feast clients'
+    assert all(r["ports"] == [{"port": port, "protocol": "TCP"}] for r in rules), rules
+    for chart_key in ("inferenceService", "feast"):
+        proc = helm.run(
+            "template",
+            RELEASE,
+            str(helm.charts / UMBRELLA),
+            *helm.values_args(UMBRELLA, ext),
+            "--set-json",
+            f"{chart_key}.egress.redisTo=[]",
+            expect_ok=False,
+        )
+        assert proc.returncode != 0 and "egress.redisTo is required" in proc.stderr, chart_key
+    # The check allows one host for an external Redis only: a range, or a bundled Redis, fails.
+    wide = json.loads(json.dumps(objs))
+    for r in wide:
+        for rule in r.get("spec", {}).get("egress") or [] if r["kind"] == "NetworkPolicy" else []:
+            for peer in rule.get("to", []):
+                if "ipBlock" in peer:
+                    peer["ipBlock"]["cidr"] = "10.20.0.0/16"
+    assert any("ipBlock" in p for p in v.check_egress_policies(wide))
+    bundled = helm.render(
+        UMBRELLA,
+        MINIMAL,
+        "--set-json",
+        'inferenceService.egress.redisTo=[{"ipBlock": {"cidr": "10.20.30.40/32"}}]',
+    )
+    assert any("ipBlock" in p for p in v.check_egress_policies(bundled))

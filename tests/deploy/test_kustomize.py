@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,7 +29,12 @@ EXPECTED_MODE = {
     "collocated": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
-EXTERNAL = ["PersistentVolumeClaim/click-model-models"]
+# the user creates these: the model volume, and the transformer's tokens (no token committed)
+EXTERNAL = [
+    "PersistentVolumeClaim/click-model-models",
+    "Secret/redis-auth",
+    "Secret/click-model-transformer-auth",
+]
 
 
 @functools.cache
@@ -102,7 +108,6 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-bootstrap",
         "feast-feature-store",
         "feast-registry",
-        "redis-auth",
     }
 
 
@@ -196,12 +201,62 @@ def test_tools_manifests_validate_and_match_the_model_store() -> None:
     assert uri.startswith(f"pvc://{claim}/"), (uri, claim)
 
 
-def test_redis_password_in_base_is_marked_for_development_only() -> None:
-    env = (MANIFESTS / "base" / "redis" / "redis-auth.env").read_text().strip()
-    key, _, password = env.partition("=")
-    assert key == "redis-password"
-    assert re.fullmatch(r"[A-Za-z0-9-]{16,}", password) and "dev-only" in password
-    assert "DEVELOPMENT PASSWORD" in (MANIFESTS / "base" / "kustomization.yaml").read_text()
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_secret_is_committed(overlay: str) -> None:
+    """The Redis password and the tokens are the user's (README, docs/deploy.md)."""
+    objs = objects(f"overlays/{overlay}")
+    assert not [v.ident(o) for o in objs if o["kind"] == "Secret"]
+    refs = {
+        ref["name"]
+        for s in v.pod_sources(objs)
+        for c in s.spec.get("containers") or []
+        for e in c.get("env") or []
+        if (ref := (e.get("valueFrom") or {}).get("secretKeyRef"))
+    }
+    assert refs == {"redis-auth"}, refs  # the plain name the user creates, no hash suffix
+    base = (MANIFESTS / "base" / "kustomization.yaml").read_text()
+    assert "secretGenerator" not in base
+    assert "create secret generic redis-auth" in base
+    assert not list(MANIFESTS.rglob("*.env")), "an env file with a secret is committed"
+
+
+def _kind_secret_calls(tmp_path: Path, existing: str = "") -> list[str]:
+    """scripts/kind/deploy.sh's ensure_kustomize_secrets with kubectl stubbed: the k calls."""
+    script = (v.REPO / "scripts" / "kind" / "deploy.sh").read_text()
+    funcs = re.search(
+        r"^random_hex\(\).*?^ensure_kustomize_secrets\(\) \{.*?^\}\n", script, re.S | re.M
+    )
+    assert funcs, "deploy.sh has no ensure_kustomize_secrets"
+    log = tmp_path / "calls"
+    stub = f"""
+ISVC_NAMESPACE=feast-inference
+log() {{ :; }}
+k() {{
+  printf '%s\\n' "$*" >>{log}
+  if [[ "$1 $2" == "get secret" ]]; then [[ " {existing} " == *" $3 "* ]]; fi
+}}
+"""
+    v.run(["bash", "-euo", "pipefail", "-c", stub + funcs.group(0) + "ensure_kustomize_secrets"])
+    return log.read_text().splitlines()
+
+
+def test_kind_deploy_creates_random_secrets_once(tmp_path: Path) -> None:
+    script = (v.REPO / "scripts" / "kind" / "deploy.sh").read_text()
+    deploy = script.split("deploy_kustomize() {", 1)[1]
+    assert deploy.index("ensure_kustomize_secrets") < deploy.index("k apply -k")
+    (tmp_path / "a").mkdir()
+    first = _kind_secret_calls(tmp_path / "a")
+    (redis,) = [c for c in first if c.startswith("create secret generic redis-auth ")]
+    password = re.search(r"--from-literal=redis-password=(\S+)", redis)
+    assert password and re.fullmatch(r"[a-f0-9]{48}", password.group(1)), redis
+    assert any(c.startswith("create secret generic click-model-transformer-auth ") for c in first)
+    (tmp_path / "b").mkdir()
+    second = _kind_secret_calls(tmp_path / "b")
+    assert [c for c in second if "redis-password=" in c] != [redis], "a fixed password"
+    # existing Secrets are kept (a redeploy rotates nothing)
+    (tmp_path / "c").mkdir()
+    kept = _kind_secret_calls(tmp_path / "c", "redis-auth click-model-transformer-auth")
+    assert not [c for c in kept if c.startswith("create")], kept
 
 
 def test_kind_overlay_matches_the_kind_e2e_workflow() -> None:
@@ -241,6 +296,7 @@ def test_collocated_overlay_is_the_transformer_scoring_the_model() -> None:
         "ServingRuntime/feast-click-predictor",
         "ServiceAccount/click-model-predictor",
         "NetworkPolicy/click-model-predictor",
+        "NetworkPolicy/click-model-predictor-egress",
     }, gone
     before = next(o for o in serverless if o["kind"] == "InferenceService")["spec"]
     spec = next(o for o in collocated if o["kind"] == "InferenceService")["spec"]
@@ -260,3 +316,27 @@ def test_collocated_overlay_is_the_transformer_scoring_the_model() -> None:
     for key in ("image", "args", "env"):
         tc.pop(key), c.pop(key)
     assert c == tc
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_transformer_auth_tokens_come_from_a_user_secret_mounted_as_a_file(overlay: str) -> None:
+    objs = objects(f"overlays/{overlay}")
+    assert not [o for o in objs if o["metadata"]["name"].startswith("click-model-transformer-auth")]
+    spec = isvc_of(f"overlays/{overlay}")["spec"]
+    t = spec.get("transformer") or spec["predictor"]  # collocated: the one component
+    env = {e["name"]: e.get("value") for e in t["containers"][0]["env"]}
+    path = env["TRANSFORMER_AUTH_TOKENS_FILE"]
+    (mount,) = [m for m in t["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"])]
+    assert "subPath" not in mount  # a subPath mount never sees a rotation
+    (vol,) = [x for x in t["volumes"] if x["name"] == mount["name"]]
+    assert vol["secret"]["secretName"] == "click-model-transformer-auth"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_egress_check_flags_an_open_rule(overlay: str) -> None:
+    objs = objects(f"overlays/{overlay}")
+    serverless = v.deployment_mode(objs) in v.SERVERLESS_MODES
+    assert not v.check_egress_policies(objs, serverless=serverless)
+    pol = next(o for o in objs if o["metadata"]["name"] == "click-model-transformer-egress")
+    pol["spec"]["egress"].append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]})
+    assert v.check_egress_policies(objs, serverless=serverless)

@@ -16,8 +16,8 @@ field by field after normalising only what legitimately differs between the two 
 - `checksum/*` pod annotations: Helm rolls pods when a ConfigMap changes through a checksum
   annotation, kustomize through the hash in a generated ConfigMap's name. The test checks the
   equivalence: every ConfigMap a checksum covers is a hashed (generated) one in kustomize;
-- generated values: the Redis password (Helm: random per install; kustomize: the user's);
-  only the Secret's keys are compared. Comments in redis.conf.
+- generated Secrets (the Redis password, the bearer tokens): Helm creates them with random
+  values, the kustomize base commits none (the user creates them). Comments in redis.conf.
 
 Everything else must be equal: replicas, autoscaling bounds and annotations, env (order
 included, `TRANSFORMER_PREDICTOR_*` too), securityContexts (the Feast pods' `fsGroup`),
@@ -88,7 +88,13 @@ TOOL_LABELS = {
 }
 HELM_HOOK_ANNOTATIONS = {"helm.sh/hook", "helm.sh/hook-weight", "helm.sh/hook-delete-policy"}
 # Objects only one tool has, on purpose.
-HELM_ONLY = {"Pod/click-model-test-inference"}  # `helm test`
+# The Secrets the chart generates with random values (Redis password, bearer tokens): the
+# kustomize base commits none, the user creates them (tests/deploy/test_kustomize.py).
+HELM_ONLY = {
+    "Pod/click-model-test-inference",  # `helm test`
+    "Secret/redis-auth",
+    "Secret/click-model-transformer-auth",
+}
 # the chart creates no Namespace (helm --create-namespace + kubectl label, docs/deploy.md);
 # the kustomize base carries it with its Pod Security labels.
 KUSTOMIZE_ONLY = {"Namespace/feast-inference"}

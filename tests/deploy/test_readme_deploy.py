@@ -284,11 +284,25 @@ def test_the_kustomize_block_deploys_the_pushed_images(tmp_path: Path) -> None:
         {"IMAGE_PREFIX": "registry.example.com/ml", "IMAGE_TAG": "0.1.0"},
     )
     assert r.proc.returncode == 0, r.proc.stderr[-4000:]
-    ((n, call),) = list(enumerate(r.calls, 1))
+    *creates, (n, call) = list(enumerate(r.calls, 1))
     assert call["argv"][:2] == ["apply", "-k"]
+    # The base commits no Secret: the block creates the two it needs, before applying.
+    created = {}
+    for _, c in creates:
+        assert c["argv"][:5] == ["-n", v.NAMESPACE, "create", "secret", "generic"], c["argv"]
+        literals = [a.removeprefix("--from-literal=") for a in c["argv"][6:]]
+        assert all(x != a for x, a in zip(literals, c["argv"][6:], strict=True)), c["argv"]
+        values = dict(x.split("=", 1) for x in literals)
+        assert all(len(val) >= 32 for val in values.values()), "random, not empty"
+        created[c["argv"][5]] = set(values)
+    assert created == {
+        "redis-auth": {"redis-password"},
+        "click-model-transformer-auth": {"tokens", "infer-token", "write-token"},
+    }, created
     objs = r.objects(n, "kubectl")
+    assert not [o for o in objs if o["kind"] == "Secret"], "a Secret is committed"
     problems = [p for o in objs for p in v.schema_errors(o)] + v.check_stack(
-        objs, external=[MODEL_PVC]
+        objs, external=[MODEL_PVC, *(f"Secret/{name}" for name in created)]
     )
     assert not problems, "\n".join(problems)
     images = {

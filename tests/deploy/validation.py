@@ -603,18 +603,25 @@ def _policies_for(objs: list[Obj], labels: dict[str, str]) -> list[Obj]:
 
 def _admits_pod(policies: list[Obj], client: dict[str, str], port: int) -> bool:
     """Does any rule admit a same-namespace pod with `client` labels on `port`?"""
+    return _rules_allow(policies, "ingress", "from", client, port)
+
+
+def _rules_allow(
+    policies: list[Obj], direction: str, peers_key: str, other: dict[str, str], port: int
+) -> bool:
+    """Does any ``direction`` rule allow a same-namespace pod with `other` labels on `port`?"""
     for np in policies:
-        for rule in np["spec"].get("ingress") or []:
+        for rule in np["spec"].get(direction) or []:
             ports = rule.get("ports")
             if ports and not any(p.get("port") == port for p in ports):
                 continue
-            peers = rule.get("from")
+            peers = rule.get(peers_key)
             if not peers:
                 return True
             for peer in peers:
                 if "namespaceSelector" in peer or "ipBlock" in peer:
                     continue
-                if _matches(peer.get("podSelector") or {}, client):
+                if _matches(peer.get("podSelector") or {}, other):
                     return True
     return False
 
@@ -705,6 +712,133 @@ def check_network_policies(objs: list[Obj], *, redis_bundled: bool = True) -> li
             if c is not reg and not _admits_pod(pols, c.labels, port):
                 problems.append(f"{c.where} is a Feast client but the registry does not admit it")
     return problems
+
+
+def _egress_policies(objs: list[Obj], labels: dict[str, str]) -> list[Obj]:
+    return [
+        np
+        for np in objs
+        if np["kind"] == "NetworkPolicy"
+        and "Egress" in (np["spec"].get("policyTypes") or [])
+        and _matches(np["spec"]["podSelector"], labels)
+    ]
+
+
+def _egress_reaches(policies: list[Obj], dest: dict[str, str], port: int) -> bool:
+    """Does any egress rule let the pods reach a same-namespace pod with `dest` labels?"""
+    return _rules_allow(policies, "egress", "to", dest, port)
+
+
+def _reaches_dns(policies: list[Obj]) -> bool:
+    return any(
+        any(p.get("port") == 53 and p.get("protocol", "TCP") == "UDP" for p in r.get("ports") or [])
+        and any("kube-system" in json.dumps(peer) for peer in r.get("to") or [])
+        for np in policies
+        for r in np["spec"].get("egress") or []
+    )
+
+
+REDIS = {"app.kubernetes.io/name": "redis"}
+REGISTRY = {"app.kubernetes.io/name": "feast-registry"}
+FEAST_CLIENTS = ("feast-feature-server", "feast-bootstrap", "feast-materialize")
+
+
+def check_egress_policies(objs: list[Obj], *, serverless: bool | None = None) -> list[str]:
+    """Each pod reaches its dependencies and nothing else: the transformer DNS, Redis, the
+    Feast registry and the predictor; the predictor and the registry server DNS; the other
+    Feast pods DNS, Redis and the registry; Redis nothing. "Nothing else": every rule names
+    its peers, each a dependency's pods, kube-system's DNS, or (Knative, transformer) the
+    Knative data-path namespaces; no open ipBlock, no empty selector."""
+    problems: list[str] = []
+    sources = list(pod_sources(objs))
+    by_kind = {s.kind: s for s in sources}
+    predictor, transformer = by_kind.get("isvc-predictor"), by_kind.get("isvc-transformer")
+
+    def named(name: str) -> list[PodSource]:
+        return [s for s in sources if s.labels.get("app.kubernetes.io/name") == name]
+
+    # (who, pod, dependencies it may reach, (dependency, port) it must reach, needs DNS)
+    plan: list[tuple[str, PodSource, list[dict[str, str]], list[tuple[PodSource, int]], bool]]
+    plan = []
+    # by name and release (a sub-chart alone renders no Redis; its selectors name the Redis
+    # and registry of its own release) and by the rendered pods' full labels
+    releases = {r for s in sources if (r := s.labels.get("app.kubernetes.io/instance"))}
+    deps = [{**dep, "app.kubernetes.io/instance": r} for dep in (REDIS, REGISTRY) for r in releases]
+    deps += [REDIS, REGISTRY] + [p.labels for p in named("redis") + named("feast-registry")]
+    # a NetworkPolicy sees the pod's port (a Service's targetPort), not the Service's port
+    needs = [(p, _pod_port(p)) for p in named("redis") + named("feast-registry")]
+    if predictor and transformer:
+        t_needs = needs + ([] if serverless else [(predictor, 8080)])
+        plan.append(("transformer", transformer, [predictor.labels, *deps], t_needs, True))
+        plan.append(("predictor", predictor, [], [], True))
+    elif predictor and predictor.labels.get("feast-kserve.io/component") == "transformer":
+        plan.append(("transformer", predictor, deps, needs, True))  # collocated: one component
+    elif not named("redis"):
+        problems.append("no predictor/transformer pod templates rendered")
+    plan += [("redis", p, [], [], False) for p in named("redis")]
+    plan += [("feast registry", p, [], [], True) for p in named("feast-registry")]
+    for name in FEAST_CLIENTS:
+        plan += [(name, p, deps, needs, True) for p in named(name)]
+    for who, src, may, must, dns in plan:
+        pols = _egress_policies(objs, src.labels)
+        if not pols:
+            problems.append(f"no egress NetworkPolicy selects {who} ({src.where})")
+            continue
+        if dns and not _reaches_dns(pols):
+            problems.append(f"the {who}'s egress does not reach DNS (kube-system, 53/UDP)")
+        for dep, port in must:
+            if not _egress_reaches(pols, dep.labels, port):
+                problems.append(f"the {who}'s egress does not reach {dep.where} on {port}")
+        for np in pols:
+            for rule in np["spec"].get("egress") or []:
+                peers = rule.get("to")
+                if not peers:
+                    problems.append(f"{ident(np)}: an egress rule without 'to' opens everything")
+                    continue
+                for peer in peers:
+                    problems += _egress_peer_problems(
+                        np, who, peer, may, serverless, external_redis=not named("redis")
+                    )
+    return problems
+
+
+def _pod_port(src: PodSource) -> int:
+    """The first port of the pod's first container (Redis, the registry server)."""
+    return int(src.spec["containers"][0]["ports"][0]["containerPort"])
+
+
+def _egress_peer_problems(
+    np: Obj,
+    who: str,
+    peer: dict[str, Any],
+    may: list[dict[str, str]],
+    serverless: bool | None,
+    *,
+    external_redis: bool = False,
+) -> list[str]:
+    text = json.dumps(peer, sort_keys=True)
+    if "ipBlock" in peer:
+        # An external Redis (none rendered) is an address: one host, the clients' rules only.
+        block = peer["ipBlock"]
+        one_host = str(block.get("cidr", "")).endswith(("/32", "/128")) and not block.get("except")
+        if external_redis and one_host and who in ("transformer", *FEAST_CLIENTS):
+            return []
+        return [f"{ident(np)}: {who} egress to an ipBlock {text}"]
+    if "namespaceSelector" in peer:
+        ns = peer["namespaceSelector"]
+        if not (ns.get("matchLabels") or ns.get("matchExpressions")):
+            return [f"{ident(np)}: {who} egress to every namespace {text}"]
+        if "kube-system" in text and "kube-dns" in text:
+            return []
+        if serverless and "knative-serving" in text and who == "transformer":
+            return []
+        return [f"{ident(np)}: {who} egress to other namespaces {text}"]
+    sel = peer.get("podSelector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        return [f"{ident(np)}: {who} egress to every pod of the namespace"]
+    if not any(_matches(sel, labels) for labels in may):
+        return [f"{ident(np)}: {who} egress to {text}, which is none of its dependencies"]
+    return []
 
 
 # --------------------------------------------------------------------------- Feast config
@@ -1133,6 +1267,9 @@ def check_stack(
         + _guarded(check_references, objs, external)
         + _guarded(check_services, objs)
         + _guarded(check_network_policies, objs, redis_bundled=redis_bundled)
+        + _guarded(
+            check_egress_policies, objs, serverless=deployment_mode(objs) in SERVERLESS_MODES
+        )
         + _guarded(check_feast, objs, redis_bundled=redis_bundled)
         + _guarded(check_kserve, objs)
         + _guarded(check_knative_compatible, objs)

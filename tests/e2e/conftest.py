@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -39,10 +40,23 @@ class Target:
     grpc_target: str | None  # None: the deployment exposes no gRPC endpoint to the suite
     model: str
     grpc_port_forward: bool = False  # cluster: reach gRPC by kubectl port-forward
+    token: str | None = None  # bearer token of scope "infer" (E2E_TOKEN); None: auth off
+    write_token: str | None = None  # scope "write", for the producer (E2E_WRITE_TOKEN)
 
     def client(self, **kw) -> httpx.Client:
         headers = {"Host": self.host_header} if self.host_header else {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kw)
+
+    @property
+    def write_headers(self) -> dict[str, str]:
+        """Headers of a producer write (the write token in place of the infer one)."""
+        return {"Authorization": f"Bearer {self.write_token}"} if self.write_token else {}
+
+    @property
+    def grpc_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
 
     @property
     def grpc_options(self) -> list[tuple[str, str]]:
@@ -62,13 +76,21 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
             os.environ.get("E2E_GRPC_TARGET") or None,
             model,
             grpc_port_forward=os.environ.get("E2E_GRPC_PORT_FORWARD") == "1",
+            token=os.environ.get("E2E_TOKEN") or None,
+            write_token=os.environ.get("E2E_WRITE_TOKEN") or None,
         )
         return
     fenv = request.getfixturevalue("redis_features")
     model_dir = request.getfixturevalue("model_dir")
     logs = tmp_path_factory.mktemp("e2e-logs")
-    with serving(fenv, model_dir, logs, "--mode", "cached") as (tr, _, ports):
-        yield Target(tr.url, None, f"127.0.0.1:{ports.transformer_grpc}", model)
+    # with auth on, as deployed
+    token, write_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    tokens = logs / "tokens"
+    tokens.write_text(f"infer:{token}\nwrite:{write_token}\n")
+    args = ("--mode", "cached", "--auth_tokens_file", str(tokens))
+    with serving(fenv, model_dir, logs, *args) as (tr, _, ports):
+        grpc = f"127.0.0.1:{ports.transformer_grpc}"
+        yield Target(tr.url, None, grpc, model, token=token, write_token=write_token)
 
 
 @pytest.fixture

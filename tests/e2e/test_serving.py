@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import grpc
+import httpx
 import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
@@ -88,14 +89,18 @@ def test_grpc_inference(target, grpc_target):
             ),
         ]
         resp = stub.ModelInfer(
-            pb.ModelInferRequest(model_name=target.model, inputs=tensors), timeout=30
+            pb.ModelInferRequest(model_name=target.model, inputs=tensors),
+            timeout=30,
+            metadata=target.grpc_metadata,
         )
         outs = grpc_outputs(resp)  # every output in raw_output_contents, as Triton sends them
         assert 0.0 <= outs["score"][0] <= 1.0
         assert outs["prediction_source"][0].decode() in SOURCES
         with pytest.raises(grpc.RpcError) as e:
             stub.ModelInfer(
-                pb.ModelInferRequest(model_name=target.model, inputs=tensors[:1]), timeout=30
+                pb.ModelInferRequest(model_name=target.model, inputs=tensors[:1]),
+                timeout=30,
+                metadata=target.grpc_metadata,
             )
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
@@ -156,9 +161,25 @@ def test_producer_write_then_fresh_read(http, target):
         "days_since_signup": 50,
         "conversion_rate": 0.1,
     }
-    r = http.post("/producer/v1/write", json={"rows": [row]})
+    r = http.post("/producer/v1/write", json={"rows": [row]}, headers=target.write_headers)
     assert r.status_code == 200, r.text
     after = infer(http, target, {**b, "parameters": {"return_features": True}})
     assert after["user_data__click_through_rate"] == [pytest.approx(0.5)]
     fresh = infer(http, target, {**b, "parameters": {"cache": False}})
     assert after["score"] == pytest.approx(fresh["score"]) and after["score"] != before["score"]
+
+
+def test_auth_when_deployed_with_tokens(target):
+    """With a token configured (E2E_TOKEN; the local target always), a call without one is
+    refused with 401, the infer token cannot write, probes stay open."""
+    if not target.token:
+        pytest.skip("E2E_TOKEN not set: the deployment under test has auth off")
+    headers = {"Host": target.host_header} if target.host_header else {}
+    with httpx.Client(base_url=target.base_url, headers=headers, timeout=30) as anon:
+        r = anon.post(f"/v2/models/{target.model}/infer", json=body([42]))
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert "error" in r.json()
+        assert anon.get("/v2/health/ready").status_code == 200
+    with target.client() as http:
+        r = http.post("/producer/v1/write", json={"rows": []})
+        assert r.status_code == 403, r.text

@@ -9,6 +9,19 @@ JSON = {"content-type": "application/json"}
 REQUEST_FIELDS = ("session_duration_s", "hour_of_day")
 
 
+def producer_row(user_id: int, click_through_rate: float = 0.45) -> dict[str, Any]:
+    """One row of ``user_data`` for ``POST /producer/v1/write``."""
+    return {
+        "user_id": user_id,
+        "click_through_rate": click_through_rate,
+        "number_of_clicks": 90,
+        "average_page_duration": 12.0,
+        "sessions_last_7d": 9,
+        "days_since_signup": 30,
+        "conversion_rate": 0.2,
+    }
+
+
 def v2_body(
     ids: list[int],
     durations: list[float] | None = None,

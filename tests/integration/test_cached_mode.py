@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import serving
-from tests.integration.helpers import outputs, v2_body
+from tests.integration.helpers import outputs, producer_row, v2_body
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +56,7 @@ def test_producer_write_refreshes_the_prediction(cached):
     tr, _, _ = cached
     ask(tr.url, [201])
     before = until_cached(tr.url, [201])
-    row = {
-        "user_id": 201,
-        "click_through_rate": 0.45,
-        "number_of_clicks": 90,
-        "average_page_duration": 12.0,
-        "sessions_last_7d": 9,
-        "days_since_signup": 30,
-        "conversion_rate": 0.2,
-    }
+    row = producer_row(201)
     r = httpx.post(tr.url + "/producer/v1/write", json={"rows": [row]})
     assert r.status_code == 200, r.text
     assert r.json()["written"] == 1 and r.json()["refreshed"] == 1

@@ -86,6 +86,7 @@ containers:
       # Feast's connection string; $(REDIS_PASSWORD) is expanded by the kubelet.
       - name: REDIS_CONNECTION_STRING
         value: {{ printf "%s:%v,password=$(REDIS_PASSWORD)%s" (include "isvc.redisHost" $root) (include "isvc.redisPort" $root) (ternary ",ssl=true" "" (or $root.Values.redis.ssl (($root.Values.global | default dict).redis | default dict).ssl | default false)) | quote }}
+      {{- include "isvc.authEnv" $root | nindent 6 }}
       {{- with $t.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -127,6 +128,7 @@ containers:
         readOnly: true
       - name: tmp
         mountPath: /tmp
+      {{- include "isvc.authVolumeMount" $root | nindent 6 }}
 volumes:
   - name: feast-config
     configMap:
@@ -134,4 +136,5 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 256Mi
+  {{- include "isvc.authVolume" $root | nindent 2 }}
 {{- end -}}

@@ -35,8 +35,14 @@ per its inferenceservice-config) for the host in status.url; the gateway runs in
   URL="http://$GATEWAY"
 {{- end }}
 
+{{- if .Values.auth.enabled }}
+
+Bearer tokens are required (docs/security.md); an infer-scope token:
+  TOKEN=$(kubectl -n {{ $ns }} get secret {{ include "isvc.authSecret" . }} -o jsonpath='{.data.{{ .Values.auth.clientTokenKey }}}' | base64 -d)
+{{- end }}
+
 Example v2 inference (URL, and HOST through the gateway, as above):
-  curl -s "$URL/v2/models/{{ $name }}/infer" ${HOST:+-H "Host: $HOST"} -H 'Content-Type: application/json' -d '{
+  curl -s "$URL/v2/models/{{ $name }}/infer" ${HOST:+-H "Host: $HOST"} -H 'Content-Type: application/json'{{ if .Values.auth.enabled }} -H "Authorization: Bearer $TOKEN"{{ end }} -d '{
     "inputs": [
       {"name": "user_id", "datatype": "INT64", "shape": [1], "data": [42]},
       {"name": "session_duration_s", "datatype": "FP64", "shape": [1], "data": [35.0]},
