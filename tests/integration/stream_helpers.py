@@ -78,6 +78,7 @@ def run_until_idle(fenv, model_dir, log_dir, name, *args: str, timeout_s: float 
     finally:
         if w.proc.poll() is None:
             w.proc.kill()
+            w.proc.wait()  # reaped here: a timed-out run fails this test, not a later one
     assert code == 0, w.log_tail(60)
     return w.log_path.read_text() if w.log_path else ""
 
