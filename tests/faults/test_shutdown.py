@@ -36,8 +36,10 @@ def test_sigterm_under_load_drains_and_flushes(aof_features, model_dir, tmp_path
         "cached",
         "--shutdown_grace_s",
         str(GRACE_S),
+        # 500 rows -> 500 sequential writes (~0.1 s on a quiet machine): still queued when
+        # SIGTERM arrives a millisecond after the response (8 rows per write drained first)
         "--writeback_batch_rows",
-        "8",  # 500 rows -> ~60 sequential writes: still queued when SIGTERM arrives
+        "1",
     )
     with serving(aof_features, model_dir, tmp_path, *args) as (tr, _, _):
         big: list[httpx.Response] = []
