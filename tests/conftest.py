@@ -39,13 +39,18 @@ def sqlite_features(tmp_path_factory) -> stack.FeatureEnv:
     return fenv
 
 
-@pytest.fixture(scope="session")
-def redis_features(tmp_path_factory, redis) -> stack.FeatureEnv:
+def features_on(tmp_path_factory, r: stack.Redis) -> stack.FeatureEnv:
+    """A throwaway copy of the feature repo, applied and materialized into ``r``."""
     fenv = stack.FeatureEnv(
-        copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"), redis.connection_string
+        copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"), r.connection_string
     )
     stack.prepare_features(fenv, n_users=N_USERS, force=True)
     return fenv
+
+
+@pytest.fixture(scope="session")
+def redis_features(tmp_path_factory, redis) -> stack.FeatureEnv:
+    return features_on(tmp_path_factory, redis)
 
 
 @pytest.fixture(scope="session")

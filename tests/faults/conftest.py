@@ -12,7 +12,7 @@ import pytest
 import redis as redis_py
 
 from devtools import stack
-from tests.conftest import N_USERS, copy_repo
+from tests.conftest import features_on
 
 
 @pytest.fixture(scope="session")
@@ -23,11 +23,7 @@ def aof_redis() -> Iterator[stack.Redis]:
 
 @pytest.fixture(scope="session")
 def aof_features(tmp_path_factory, aof_redis) -> stack.FeatureEnv:
-    fenv = stack.FeatureEnv(
-        copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"), aof_redis.connection_string
-    )
-    stack.prepare_features(fenv, n_users=N_USERS, force=True)
-    return fenv
+    return features_on(tmp_path_factory, aof_redis)
 
 
 def ping(r: stack.Redis, timeout_s: float = 0.05) -> bool:
