@@ -39,13 +39,13 @@ data: $(STAMP) ## Generate synthetic data, feast apply and materialize (sqlite)
 .PHONY: train
 train: $(STAMP) ## Train both frameworks into models/sklearn and models/xgboost
 	@test -f feature_repo/data/user_data.parquet || $(MAKE) data
-	$(PY) -m predictor.train --framework sklearn --output models/sklearn
-	$(PY) -m predictor.train --framework xgboost --output models/xgboost
+	$(PY) -m predictor.jobs.train --framework sklearn --output models/sklearn
+	$(PY) -m predictor.jobs.train --framework xgboost --output models/xgboost
 
 .PHONY: batch
 batch: $(STAMP) ## Precompute predictions for every user with Ray and write them to the online store
 	@test -f $(MODEL_DIR)/metadata.json || $(MAKE) train
-	$(PY) -m predictor.batch --model-dir $(MODEL_DIR) $(BATCH_ARGS)
+	$(PY) -m predictor.jobs.batch --model-dir $(MODEL_DIR) $(BATCH_ARGS)
 
 .PHONY: bench-batch
 bench-batch: $(STAMP) ## Ray batch job vs pandas + feast materialize on BENCH_USERS users (default 1M)

@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from devtools import stack
-from predictor import batch
-from predictor.artifact import load_model
-from predictor.datagen import DataSpec, generate
+from predictor.jobs import batch
+from predictor.jobs.datagen import DataSpec, generate
+from predictor.protocol.artifact import load_model
 
 log = logging.getLogger("bench.batch")
 

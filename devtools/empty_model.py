@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model_name", default="empty")
     a, _ = p.parse_known_args(argv)
 
-    from predictor import logs
+    from predictor.protocol import logs
 
     logs.configure("INFO", access_log=False)
     # kserve parses sys.argv when imported (it knows --http_port and --grpc_port too).

@@ -162,7 +162,7 @@ def layer_cost(n: int = 20_000) -> dict[str, float]:
     the CPU the layers add, free of the network and of other load on the machine."""
     import asyncio
 
-    from predictor.limits import Limits
+    from predictor.protocol.limits import Limits
     from transformer.auth import BearerAuth, Tokens
 
     async def app(scope, receive, send):

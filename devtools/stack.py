@@ -71,7 +71,7 @@ MATERIALIZE_FROM = "2000-01-01T00:00:00"  # before any generated event
 
 def prepare_features(fenv: FeatureEnv, *, n_users: int = 10_000, force: bool = False) -> None:
     """Generate data if missing, ``feast apply`` and materialize (idempotent)."""
-    from predictor.datagen import DataSpec, ensure_predictions_table, generate
+    from predictor.jobs.datagen import DataSpec, ensure_predictions_table, generate
 
     data = fenv.repo / "data"
     if force or not (data / "user_data.parquet").is_file():
@@ -99,7 +99,7 @@ def ensure_model(repo: Path, model_dir: Path, framework: str) -> None:
     if (model_dir / "metadata.json").is_file():
         log.info("using the model in %s", model_dir)
         return
-    from predictor.train import train
+    from predictor.jobs.train import train
 
     train(repo, model_dir, framework, "click_model_v1", "clicked", 0.2, 7)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from predictor import logs
-from predictor.cli import settings_from_cli
+from predictor.protocol import logs
+from predictor.protocol.cli import settings_from_cli
 from predictor.settings import PredictorSettings
 
 

@@ -9,8 +9,8 @@ from kserve import Model
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from predictor.artifact import LoadedModel, load_model
-from predictor.codec import TensorSpec, decode_v1, decode_v2
+from predictor.protocol.artifact import LoadedModel, load_model
+from predictor.protocol.codec import TensorSpec, decode_v1, decode_v2
 
 OUTPUTS = [
     {"name": "probability", "datatype": "FP64", "shape": [-1]},
@@ -19,7 +19,7 @@ OUTPUTS = [
 
 
 class ClickModel(Model):
-    """Serves one model directory written by ``predictor.train``."""
+    """Serves one model directory written by ``predictor.jobs.train``."""
 
     def __init__(self, name: str, model_dir: str, max_batch_size: int):
         super().__init__(name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from predictor.model import ClickModel
-from predictor.serving import run_model_server
+from predictor.protocol.serving import run_model_server
 from predictor.settings import PredictorSettings
 
 

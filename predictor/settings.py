@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from predictor.limits import LimitSettings
+from predictor.protocol.limits import LimitSettings
 
 
 class PredictorSettings(LimitSettings):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from predictor import logs
-from predictor.cli import settings_from_cli
+from predictor.protocol import logs
+from predictor.protocol.cli import settings_from_cli
 from transformer.settings import TransformerSettings
 
 
@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from_cli(TransformerSettings, argv, "python -m transformer")
     logs.configure(settings.log_level, settings.access_log, settings.log_format)
     # kserve parses sys.argv when imported: import it only after our own parsing.
-    from predictor.artifact import ArtifactError
+    from predictor.protocol.artifact import ArtifactError
     from transformer.auth import AuthConfigError
     from transformer.features import FeatureConfigError
     from transformer.rules import RulesFileError

@@ -39,7 +39,7 @@ import grpc
 from grpc import aio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from predictor.limits import is_probe, send_error
+from predictor.protocol.limits import is_probe, send_error
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from predictor.codec import TensorSpec, bool_param, decode_v1, decode_v2
+from predictor.protocol.codec import TensorSpec, bool_param, decode_v1, decode_v2
 
 OUTPUTS = [
     {"name": "score", "datatype": "FP64", "shape": [-1]},

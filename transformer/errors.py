@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from kserve.errors import ServerNotReady
 from starlette.responses import Response
 
-from predictor.rest import json_error
+from predictor.protocol.rest import json_error
 
 
 class UpstreamError(ServerNotReady):

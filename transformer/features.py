@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from predictor.artifact import FeatureSpec
-from predictor.codec import TensorSpec, feast_to_v2
+from predictor.protocol.artifact import FeatureSpec
+from predictor.protocol.codec import TensorSpec, feast_to_v2
 from transformer.errors import FeatureStoreUnavailable
 from transformer.metrics import Metrics
 from transformer.store_health import StoreBreaker, StorePolicy

@@ -16,8 +16,8 @@ import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from predictor.artifact import FeatureSpec
-from predictor.codec import TensorSpec, decode_v2
+from predictor.protocol.artifact import FeatureSpec
+from predictor.protocol.codec import TensorSpec, decode_v2
 from transformer.cache import Freshness, PredictionWriter, request_keys
 from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
 from transformer.errors import FeatureStoreUnavailable

@@ -17,8 +17,8 @@ import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 
-from predictor.artifact import FeatureSpec, LoadedModel
-from predictor.codec import grpc_outputs
+from predictor.protocol.artifact import FeatureSpec, LoadedModel
+from predictor.protocol.codec import grpc_outputs
 from transformer.errors import PredictorRejected, PredictorTimeout, PredictorUnavailable
 
 log = logging.getLogger(__name__)

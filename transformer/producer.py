@@ -158,7 +158,7 @@ def install_route(app: Any, producer: Producer) -> None:
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from predictor.rest import json_error
+    from predictor.protocol.rest import json_error
     from transformer.errors import UpstreamError
 
     async def write(request: Request) -> Response:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from predictor.feast_redis import FeastRedisLayout, decode_micros, decode_value
+from predictor.protocol.feast_redis import FeastRedisLayout, decode_micros, decode_value
 from transformer.features import PREDICTION_FIELDS, Fetched
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from kserve.model_server import app
 from starlette.types import ASGIApp
 
-from predictor.artifact import load_model
-from predictor.serving import run_model_server
+from predictor.protocol.artifact import load_model
+from predictor.protocol.serving import run_model_server
 from transformer import errors
 from transformer.auth import Auth
 from transformer.cache import Freshness, LiveVersions, PredictionWriter

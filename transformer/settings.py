@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from predictor.limits import LimitSettings
+from predictor.protocol.limits import LimitSettings
 
 
 class TransformerSettings(LimitSettings):
@@ -140,7 +140,7 @@ class TransformerSettings(LimitSettings):
     )
     monitoring_baseline: Path | None = Field(
         None,
-        description="The model's baseline.json (written by predictor.train beside the model); "
+        description="The model's baseline.json (written by predictor.jobs.train beside the model); "
         "default: <collocated_model_dir>/baseline.json in collocated mode, else none",
     )
     monitoring_window: Literal["time", "rows"] = Field(

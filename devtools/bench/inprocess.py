@@ -81,7 +81,7 @@ def features_scenario(
 ) -> list[dict[str, Any]]:
     import numpy as np
 
-    from predictor.artifact import read_metadata
+    from predictor.protocol.artifact import read_metadata
     from transformer.features import FeatureReader, open_store
 
     os.environ.update(fenv.env)
@@ -204,7 +204,7 @@ def stall_floor(seconds: float, threshold_s: float = 0.001) -> dict[str, Any]:
 def predict_floors(model_dir: Path, row: list[float], seconds: float) -> dict[str, Any]:
     import numpy as np
 
-    from predictor.artifact import load_model
+    from predictor.protocol.artifact import load_model
 
     model = load_model(model_dir)
     one = np.array([row], dtype=np.float64)
@@ -217,7 +217,7 @@ def predict_floors(model_dir: Path, row: list[float], seconds: float) -> dict[st
         lat = _timed_calls(functools.partial(model.score, x), seconds)
         out[key] = {
             "title": title,
-            "how": "loaded model (predictor.artifact.load_model), in-process",
+            "how": "loaded model (predictor.protocol.artifact.load_model), in-process",
             "n": len(lat),
             "latency_ms": latency_summary(lat),
         }

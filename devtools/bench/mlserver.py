@@ -84,7 +84,7 @@ def start_mlserver(
 
     ``parallel_workers`` None keeps MLServer's default (inference in 1 worker process);
     0 runs inference in the server process."""
-    from predictor.artifact import read_metadata
+    from predictor.protocol.artifact import read_metadata
 
     meta = read_metadata(model_dir)
     repo = work / "mlserver"

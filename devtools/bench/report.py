@@ -221,7 +221,7 @@ def render_doc(results: dict[str, Any], targets: list[dict[str, Any]], previous:
         "`perf_counter`.",
         "- **Floors**: Redis round trip = redis-py `HGETALL` of one materialized feature row, "
         "in-process, sequential; `predict_proba` = the loaded model "
-        "(`predictor.artifact.load_model`) scoring one row (and 100 rows), in-process; "
+        "(`predictor.protocol.artifact.load_model`) scoring one row (and 100 rows), in-process; "
         "empty model = `python -m devtools.empty_model` (a `kserve.Model` whose predict returns "
         "its input) under the same wrk load.",
         "- **CPU and memory**: CPU seconds (user + system, psutil, whole process tree) "

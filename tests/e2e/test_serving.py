@@ -12,7 +12,7 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
-from predictor.codec import grpc_outputs
+from predictor.protocol.codec import grpc_outputs
 
 pytestmark = pytest.mark.e2e
 

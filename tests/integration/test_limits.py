@@ -1,6 +1,6 @@
 """Request limits on a real predictor over loopback sockets: body size (413 before the body is
 read), header size (431), header-read timeout (408), concurrent requests (503), bind address.
-The transformer starts through the same code (``predictor.serving``); its producer port is
+The transformer starts through the same code (``predictor.protocol.serving``); its producer port is
 checked in test_auth."""
 
 from __future__ import annotations

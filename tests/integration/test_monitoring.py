@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from devtools import stack
-from predictor.artifact import read_metadata
-from predictor.datagen import USER_FEATURES, click_logit, shift_features
+from predictor.jobs.datagen import USER_FEATURES, click_logit, shift_features
+from predictor.protocol.artifact import read_metadata
 from tests.conftest import N_USERS, copy_repo, serving
 from tests.integration.helpers import outputs, v2_body
 

@@ -10,8 +10,8 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from devtools.stack import ROOT
-from predictor.artifact import read_metadata
-from predictor.codec import grpc_outputs
+from predictor.protocol.artifact import read_metadata
+from predictor.protocol.codec import grpc_outputs
 from tests.integration.helpers import online_features, outputs, v2_body
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from devtools.stack import ROOT
-from predictor.artifact import read_metadata
+from predictor.protocol.artifact import read_metadata
 from tests.conftest import serving
 from tests.integration.helpers import outputs, v2_body
 
@@ -27,7 +27,7 @@ def batch_done(request, model_dir):
         [
             sys.executable,
             "-m",
-            "predictor.batch",
+            "predictor.jobs.batch",
             "--repo",
             str(fenv.repo),
             "--model-dir",

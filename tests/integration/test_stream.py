@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.datagen import replay_activity
+from predictor.jobs.datagen import replay_activity
 from tests.conftest import serving
 from tests.integration.helpers import online_features, outputs, v2_body
 from tests.integration.stream_helpers import (
@@ -213,7 +213,7 @@ def test_scoring_through_the_predictor_over_v2(redis, redis_features, model_dir,
         stack.stop(pred)
     via_v2 = {int(o["user_id"]): o for o in stream_outputs(client(redis), "out4")}
     # the embedded model on the features the worker wrote (read back through Feast's SDK)
-    from predictor.artifact import load_model
+    from predictor.protocol.artifact import load_model
 
     model = load_model(model_dir)
     assert {o["model_version"] for o in via_v2.values()} == {model.metadata.version}

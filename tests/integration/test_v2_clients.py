@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pytest
 
-from predictor.artifact import read_metadata
+from predictor.protocol.artifact import read_metadata
 from tests.integration import triton_calls
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from predictor.model import ClickModel
-from tests.predictor.test_artifact import tiny_sklearn_dir
+from tests.predictor.protocol.test_artifact import tiny_sklearn_dir
 
 pytestmark = pytest.mark.unit
 

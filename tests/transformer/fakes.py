@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictor.artifact import FeatureSpec
-from predictor.codec import TensorSpec
+from predictor.protocol.artifact import FeatureSpec
+from predictor.protocol.codec import TensorSpec
 from transformer.features import CachedPredictions, FeatureBatch
 from transformer.predictor_client import Prediction
 

@@ -5,7 +5,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from predictor.artifact import FeatureSpec
+from predictor.protocol.artifact import FeatureSpec
 from tests.integration.helpers import online_features
 from transformer.features import (
     FeatureConfigError,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from predictor.artifact import FeatureSpec
+from predictor.protocol.artifact import FeatureSpec
 from transformer.errors import PredictorRejected
 from transformer.predictor_client import parse_v2_response, v2_body
 
@@ -54,7 +54,7 @@ def test_bad_responses_are_rejected(body):
 def test_local_client_scores_in_process_with_the_models_version():
     import asyncio
 
-    from predictor.artifact import LoadedModel, ModelMetadata
+    from predictor.protocol.artifact import LoadedModel, ModelMetadata
     from transformer.predictor_client import LocalPredictorClient
 
     meta = ModelMetadata.model_construct(version="sklearn-abc", features=[])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.artifact import FeatureSpec
+from predictor.protocol.artifact import FeatureSpec
 from transformer.features import FeatureReader, open_store
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from predictor.baseline import Baseline, Distribution
+from predictor.jobs.baseline import Baseline, Distribution
 from transformer.monitoring import stats
 from transformer.monitoring.window import Window, WindowKind
 

@@ -14,7 +14,7 @@ import numpy as np
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from predictor import baseline as baseline_file
+from predictor.jobs import baseline as baseline_file
 from transformer.monitoring.drift import DriftMonitor
 from transformer.monitoring.quality import QualityMonitor
 from transformer.settings import TransformerSettings
@@ -263,7 +263,7 @@ def install_routes(app: Any, model_name: str, monitoring: Monitoring | None) -> 
     from starlette.requests import Request
     from starlette.responses import Response
 
-    from predictor.rest import json_error
+    from predictor.protocol.rest import json_error
 
     def _check(request: Request) -> Response | None:
         name = request.path_params["name"]

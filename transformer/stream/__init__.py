@@ -7,7 +7,7 @@ transformer's ``cached`` mode serves them, then appends decisions to an output s
 acknowledges. See docs/stream.md.
 
 One module per concept: ``events`` (schema), ``fold`` (how events move features, shared with
-the offline history in ``predictor.datagen``), ``source`` (the bus), ``sink`` (the online
+the offline history in ``predictor.jobs.datagen``), ``source`` (the bus), ``sink`` (the online
 store and output stream), ``scoring`` (the model call), ``worker`` (the loop), ``metrics``,
 ``settings``, ``cli``.
 """

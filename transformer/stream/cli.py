@@ -2,7 +2,7 @@
 
 - ``run [--flag value ...]``: the worker (flags and ``STREAM_*`` variables: ``run --help``).
 - ``publish FILE``: append the events of FILE (JSON lines, or a parquet/CSV table with the
-  event columns, e.g. ``predictor.datagen``'s ``activity.parquet``) to the stream, validated
+  event columns, e.g. ``predictor.jobs.datagen``'s ``activity.parquet``) to the stream, validated
   first; a bad line is refused with its line number and nothing is sent.
 """
 
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from predictor import logs
-from predictor.cli import settings_from_cli
+from predictor.protocol import logs
+from predictor.protocol.cli import settings_from_cli
 from transformer.stream.settings import StreamSettings, default_consumer
 
 log = logging.getLogger("transformer.stream")
@@ -26,9 +26,9 @@ log = logging.getLogger("transformer.stream")
 
 async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     """Settings → Feast store + model + Redis → a ready ``Worker`` (nothing read yet)."""
-    from predictor.artifact import load_model
-    from predictor.batch import parse_context
-    from predictor.feast_redis import FeastRedisLayout
+    from predictor.jobs.batch import parse_context
+    from predictor.protocol.artifact import load_model
+    from predictor.protocol.feast_redis import FeastRedisLayout
     from transformer.features import (
         FeatureConfigError,
         FeatureReader,
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     if command == "run":
         settings = settings_from_cli(StreamSettings, rest, "python -m transformer.stream run")
         logs.configure(settings.log_level, False)
-        from predictor.artifact import ArtifactError
+        from predictor.protocol.artifact import ArtifactError
         from transformer.features import FeatureConfigError
         from transformer.rules import RulesFileError
 

@@ -1,5 +1,5 @@
 """How user-activity events move the ``user_data`` features: defined once, used by the
-stream worker and by the offline history (``predictor.datagen.replay_activity``).
+stream worker and by the offline history (``predictor.jobs.datagen.replay_activity``).
 
 The state of a user is the feature row the stream started from (``base``, e.g. the batch
 snapshot materialized from the offline store) plus integer counters of what happened since

@@ -1,9 +1,9 @@
 """The online store side: users' current rows in, one atomic commit per user out.
 
-A user's Feast hash (``predictor.feast_redis`` layout) holds the ``user_data`` features, the
-``model_predictions`` fields and, next to them, the stream's fold state (``_stream:<view>``,
-JSON: base row, counters, applied event ids) and a version (``_stream_v:<view>``). Feast reads
-only its own fields, so the extra two are invisible to it.
+A user's Feast hash (``predictor.protocol.feast_redis`` layout) holds the ``user_data``
+features, the ``model_predictions`` fields and, next to them, the stream's fold state
+(``_stream:<view>``, JSON: base row, counters, applied event ids) and a version
+(``_stream_v:<view>``). Feast reads only its own fields, so the extra two are invisible to it.
 
 ``read`` fetches every user of a batch in one pipeline (one HMGET each). ``commit`` runs one
 Lua script per user, all in one pipeline, that (1) checks the version is still the one read
@@ -23,7 +23,12 @@ from typing import Any
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from predictor.feast_redis import FeastRedisLayout, decode_micros, decode_value, encode_value
+from predictor.protocol.feast_redis import (
+    FeastRedisLayout,
+    decode_micros,
+    decode_value,
+    encode_value,
+)
 from transformer.stream.fold import FEATURES, UserState
 
 # One call per batch: KEYS = the users' hashes, then the output stream; ARGV = version field,

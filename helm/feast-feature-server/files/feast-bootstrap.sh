@@ -7,7 +7,7 @@
 #   FEAST_WORK_DIR          writable scratch dir, an emptyDir      (default /work)
 #   FEAST_WAIT_FOR          "host:port ..." that must accept TCP before starting
 #   GENERATE_DEMO_DATA      "true": write the synthetic offline data with
-#                           `python -m predictor.datagen` (the demo's FileSources point
+#                           `python -m predictor.jobs.datagen` (the demo's FileSources point
 #                           at data/*.parquet inside the repo); "false": the offline
 #                           sources must already be reachable (e.g. s3:// paths).
 #
@@ -50,7 +50,7 @@ cd "${repo}"
 
 if [ "${GENERATE_DEMO_DATA:-false}" = "true" ]; then
   log "generating synthetic offline data in ${repo}/data"
-  python -m predictor.datagen --repo "${repo}"
+  python -m predictor.jobs.datagen --repo "${repo}"
 fi
 
 for step in ${steps}; do

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from predictor import baseline
+from predictor.jobs import baseline
 from transformer.monitoring import stats
 from transformer.monitoring.drift import DriftMonitor
 from transformer.monitoring.window import Window

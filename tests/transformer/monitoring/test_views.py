@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from predictor import baseline
+from predictor.jobs import baseline
 from transformer.monitoring.views import build
 from transformer.settings import TransformerSettings
 

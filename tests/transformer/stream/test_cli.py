@@ -4,7 +4,7 @@ and STREAM_* variables."""
 import pandas as pd
 import pytest
 
-from predictor.cli import settings_from_cli
+from predictor.protocol.cli import settings_from_cli
 from transformer.stream.cli import main, read_events
 from transformer.stream.settings import StreamSettings
 

@@ -4,7 +4,7 @@ import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferResponse
 
-from predictor.fast_rest import encode_response, parse_request
+from predictor.protocol.fast_rest import encode_response, parse_request
 
 pytestmark = pytest.mark.unit
 
@@ -85,7 +85,7 @@ def _app_with_fast_infer():
     from kserve.protocol.dataplane import DataPlane
     from starlette.responses import JSONResponse
 
-    from predictor.fast_rest import install
+    from predictor.protocol.fast_rest import install
 
     class Echo(kserve.Model):
         version = "v7"

@@ -14,7 +14,7 @@ ours), so statuses and bodies are the same as on the full stack: 400, 404, 415, 
 The content-type does not select the path: any inference POST whose body is JSON is taken
 here (``rest.parse_json_body``: tritonclient sends none, ``curl -d`` a form type).
 
-It is also where model versions are handled (``predictor.versions``):
+It is also where model versions are handled (``predictor.protocol.versions``):
 ``/v2/models/{name}/versions/{version}[/ready|/infer]`` is the unversioned route when
 ``version`` is the served one, else a 404 naming the served version(s); and the model
 metadata (``GET /v2/models/{name}``) is answered here with its ``versions``.
@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from predictor.rest import (
+from predictor.protocol.rest import (
     BINARY_HEADER,
     UnsupportedMediaType,
     as_json_request,
@@ -47,7 +47,7 @@ from predictor.rest import (
     parse_json_body,
     replay,
 )
-from predictor.versions import served_versions, version_error
+from predictor.protocol.versions import served_versions, version_error
 
 MODEL_PATH = re.compile(
     r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<route>/infer|/ready)?"

@@ -7,8 +7,8 @@ import joblib
 import numpy as np
 import pytest
 
-from predictor import baseline
-from predictor.artifact import load_model, write_model_dir
+from predictor.jobs import baseline
+from predictor.protocol.artifact import load_model, write_model_dir
 
 pytestmark = pytest.mark.unit
 

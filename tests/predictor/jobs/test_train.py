@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.artifact import load_model, read_metadata
-from predictor.train import build_training_set, feature_specs
+from predictor.jobs.train import build_training_set, feature_specs
+from predictor.protocol.artifact import load_model, read_metadata
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_training_rows_see_features_as_of_their_timestamp(sqlite_features):
 
 
 def test_xgboost_trains_and_serves(sqlite_features, tmp_path):
-    from predictor.train import train
+    from predictor.jobs.train import train
 
     meta = train(sqlite_features.repo, tmp_path, "xgboost", "click_model_v1", "clicked", 0.2, 7)
     assert meta.framework == "xgboost" and meta.metrics["auc"] > 0.7
@@ -58,7 +58,7 @@ def test_feature_specs_follow_the_feature_service(sqlite_features):
 
 
 def test_baseline_describes_the_holdout_of_this_model_version(model_dir):
-    from predictor import baseline
+    from predictor.jobs import baseline
 
     meta = read_metadata(model_dir)
     b = baseline.read(model_dir / baseline.BASELINE_FILE)

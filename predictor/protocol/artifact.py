@@ -1,7 +1,7 @@
 """The model directory: one model file plus ``metadata.json``.
 
 The same loader serves the predictor, the batch job and the collocated mode, so a model
-directory written by ``predictor.train`` is all any of them needs. In a cluster KServe's
+directory written by ``predictor.jobs.train`` is all any of them needs. In a cluster KServe's
 storage initializer fills ``/mnt/models`` with exactly this layout.
 """
 
@@ -125,7 +125,7 @@ def _compile_linear(model: Any) -> Scorer | None:
     """The arithmetic of a [transform] → [StandardScaler] → binary LogisticRegression pipeline.
 
     scikit-learn's predict_proba validates its input at every step: ~0.4 ms for one row, ten
-    times the arithmetic. For the pipelines ``predictor.train`` writes, the same probabilities
+    times the arithmetic. For the pipelines ``predictor.jobs.train`` writes, the same probabilities
     come from a few numpy operations (``tests/predictor/test_artifact.py`` checks equality);
     anything else keeps predict_proba.
     """

@@ -6,9 +6,9 @@ predictor, all at INFO: at 1,000 requests/s that is most of a core. They stay of
 
 ``log_format="json"``: one JSON object per line (``ts``, ``level``, ``logger``, ``message``,
 ``request_id`` inside a request, ``exc`` with the traceback of an error). ``RequestId`` (pure
-ASGI middleware, installed by ``predictor.serving`` on both servers) takes the request id from
-``x-request-id`` (or makes one), keeps it in a context variable for the log lines of that
-request, and returns it in the ``x-request-id`` response header.
+ASGI middleware, installed by ``predictor.protocol.serving`` on both servers) takes the
+request id from ``x-request-id`` (or makes one), keeps it in a context variable for the log
+lines of that request, and returns it in the ``x-request-id`` response header.
 """
 
 from __future__ import annotations

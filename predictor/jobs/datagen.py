@@ -13,7 +13,7 @@ Writes, into ``<repo>/data/``:
   (``session_duration_s``, ``hour_of_day``). The label probabilities are a known function of the
   features *as they were at event time*, so a model can learn them and leakage would show.
 
-Same seed and end date → byte-identical frames. ``python -m predictor.datagen --help``.
+Same seed and end date → byte-identical frames. ``python -m predictor.jobs.datagen --help``.
 """
 
 from __future__ import annotations
@@ -324,7 +324,7 @@ def generate(repo: Path, spec: DataSpec) -> dict[str, Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m predictor.datagen", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m predictor.jobs.datagen", description=__doc__)
     p.add_argument("--repo", type=Path, default=Path("feature_repo"), help="feature repo folder")
     p.add_argument("--users", type=int, default=DataSpec.n_users)
     p.add_argument("--weeks", type=int, default=DataSpec.n_weeks)

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from predictor.batch import PREDICTION_COLUMNS, store_for
-from predictor.feast_redis import FeastRedisLayout, write_rows
+from predictor.jobs.batch import PREDICTION_COLUMNS, store_for
+from predictor.protocol.feast_redis import FeastRedisLayout, write_rows
 
 pytestmark = pytest.mark.integration
 

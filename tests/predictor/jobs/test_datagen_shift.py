@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from predictor.datagen import DataSpec, main, shift_features, user_snapshots
+from predictor.jobs.datagen import DataSpec, main, shift_features, user_snapshots
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@ import pytest
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
-from predictor.codec import TensorSpec, bool_param, decode_v1, decode_v2
+from predictor.protocol.codec import TensorSpec, bool_param, decode_v1, decode_v2
 
 pytestmark = pytest.mark.unit
 

@@ -1,13 +1,13 @@
 """Precomputed batch predictions with Ray (serving approach 3).
 
-``python -m predictor.batch --model-dir models/sklearn`` (``make batch``):
+``python -m predictor.jobs.batch --model-dir models/sklearn`` (``make batch``):
 
 1. read the latest features of every user (or ``--users``) from the offline store with
    ``get_historical_features`` at the current time (on-demand features are computed for the
    fixed request context given by ``--context``: precomputed scores cannot see request-time
    data);
 2. score them with Ray Data ``map_batches``, each worker loading the model once with the same
-   loader as the predictor (``predictor.artifact.load_model``);
+   loader as the predictor (``predictor.protocol.artifact.load_model``);
 3. write the scores to the predictions view of the online store (``request_key`` empty, so the
    transformer's ``precomputed`` mode serves them and ``cached`` mode does not mistake them for
    request-specific answers).
@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from predictor.artifact import load_model, read_metadata
+from predictor.protocol.artifact import load_model, read_metadata
 
-log = logging.getLogger("predictor.batch")
+log = logging.getLogger("predictor.jobs.batch")
 
 
 @dataclass
@@ -105,11 +105,12 @@ PREDICTION_COLUMNS = [
 
 class ScoreAndWriteRedis(ScoreBatch):
     """Ray worker for Redis online stores: scores its batches and writes them itself, in
-    Feast's Redis format (predictor.feast_redis), so writing scales with the workers too."""
+    Feast's Redis format (predictor.protocol.feast_redis), so writing scales with the workers
+    too."""
 
     def __init__(self, model_dir: str, repo: str, view: str, env: dict[str, str], at: datetime):
         super().__init__(model_dir)
-        from predictor.feast_redis import FeastRedisLayout
+        from predictor.protocol.feast_redis import FeastRedisLayout
 
         os.environ.update(env)
         store = store_for(Path(repo))
@@ -121,7 +122,7 @@ class ScoreAndWriteRedis(ScoreBatch):
         self.version = self.model.metadata.version
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
-        from predictor.feast_redis import write_rows
+        from predictor.protocol.feast_redis import write_rows
 
         scored = super().__call__(df)
         ok = scored["score"].notna().to_numpy()
@@ -264,7 +265,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m predictor.batch",
+        prog="python -m predictor.jobs.batch",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

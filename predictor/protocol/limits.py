@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from predictor.rest import replay
+from predictor.protocol.rest import replay
 
 MiB = 1024 * 1024
 PROBE_PATH = re.compile(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from predictor.artifact import ArtifactError, load_model, read_metadata, write_model_dir
+from predictor.protocol.artifact import ArtifactError, load_model, read_metadata, write_model_dir
 
 pytestmark = pytest.mark.unit
 
@@ -81,7 +81,7 @@ def test_training_pipeline_scores_without_predict_proba_and_identically(tmp_path
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    from predictor.artifact import _compile_linear
+    from predictor.protocol.artifact import _compile_linear
     from predictor.transforms import signed_log1p
 
     rng = np.random.default_rng(3)

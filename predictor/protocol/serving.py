@@ -1,7 +1,7 @@
 """Start a ``kserve.ModelServer`` with our HTTP layer (one error shape, JSON bodies whatever
 the declared content-type, the lean v2 routes of ``fast_rest``) and our v2 gRPC service
 (``grpc_server``: raw outputs, model versions). Both servers start through here, with the
-request limits of ``predictor.limits`` and, for the transformer, authentication (``outer``,
+request limits of ``predictor.protocol.limits`` and, for the transformer, authentication (``outer``,
 ``interceptors``) and extra HTTP apps on their own ports (the producer endpoint)."""
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor, Logg
 from kserve.protocol.grpc.server import GRPCServer
 from starlette.types import ASGIApp
 
-from predictor import fast_rest, grpc_server, logs, rest
-from predictor.limits import Limits, header_protocol
+from predictor.protocol import fast_rest, grpc_server, logs, rest
+from predictor.protocol.limits import Limits, header_protocol
 
 log = logging.getLogger(__name__)
 

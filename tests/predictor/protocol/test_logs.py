@@ -1,4 +1,4 @@
-"""Request ids and JSON log lines (both servers use predictor.logs)."""
+"""Request ids and JSON log lines (both servers use predictor.protocol.logs)."""
 
 import asyncio
 import json
@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from predictor.logs import REQUEST_ID, JsonFormatter, RequestId
+from predictor.protocol.logs import REQUEST_ID, JsonFormatter, RequestId
 
 pytestmark = pytest.mark.unit
 

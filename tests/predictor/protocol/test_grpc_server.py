@@ -3,9 +3,9 @@ import pytest
 from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.infer_type import InferOutput, InferResponse
 
-from predictor.codec import decode_raw, encode_raw, grpc_outputs
-from predictor.grpc_server import to_grpc_raw
-from predictor.versions import served_versions, version_error
+from predictor.protocol.codec import decode_raw, encode_raw, grpc_outputs
+from predictor.protocol.grpc_server import to_grpc_raw
+from predictor.protocol.versions import served_versions, version_error
 
 pytestmark = pytest.mark.unit
 

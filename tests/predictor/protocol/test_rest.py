@@ -5,7 +5,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from predictor import rest
+from predictor.protocol import rest
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,6 @@
 """The reference distribution of a model's inputs and score: ``baseline.json`` beside the model.
 
-``predictor.train`` writes it from the hold-out set: for every model input (the features after
+``predictor.jobs.train`` writes it from the hold-out set: for every model input (the features after
 on-demand transforms, in model order and with the model's names) and for the score, fixed bins
 with quantile edges, the hold-out count in each bin and the share of missing values. The
 transformer's live drift monitor counts served values in the same bins.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from predictor.artifact import validated_json
+from predictor.protocol.artifact import validated_json
 
 BASELINE_FILE = "baseline.json"
 SCORE = "score"  # the name the score's distribution goes by

@@ -7,7 +7,7 @@ import asyncio
 import orjson
 import pytest
 
-from predictor.limits import Limits, is_probe
+from predictor.protocol.limits import Limits, is_probe
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from predictor.datagen import DataSpec, click_logit, generate, labelled_events, user_snapshots
+from predictor.jobs.datagen import DataSpec, click_logit, generate, labelled_events, user_snapshots
 
 pytestmark = pytest.mark.unit
 

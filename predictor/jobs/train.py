@@ -1,13 +1,13 @@
 """Train the click model on a point-in-time-correct Feast training set.
 
-``python -m predictor.train --framework sklearn|xgboost --output models/sklearn``
+``python -m predictor.jobs.train --framework sklearn|xgboost --output models/sklearn``
 
 1. labelled events (``data/events.parquet``) are the entity dataframe;
 2. ``get_historical_features`` joins each event to the feature values *as of its timestamp*
    and computes the on-demand features from the request fields;
 3. a time-based split keeps the latest ``--holdout`` share of events for evaluation;
 4. the model is trained, evaluated (AUC, log loss, base rate) and written with its metadata,
-   the hold-out's input and score distributions (``baseline.json``, see ``predictor.baseline``)
+   the hold-out's input and score distributions (``baseline.json``, see ``predictor.jobs.baseline``)
    and a ROC plot (``roc.png``).
 """
 
@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from predictor import baseline
-from predictor.artifact import ModelMetadata, write_model_dir
-from predictor.codec import feast_to_v2
+from predictor.jobs import baseline
+from predictor.protocol.artifact import ModelMetadata, write_model_dir
+from predictor.protocol.codec import feast_to_v2
 from predictor.transforms import signed_log1p
 
-log = logging.getLogger("predictor.train")
+log = logging.getLogger("predictor.jobs.train")
 
 
 class Progress:
@@ -241,7 +241,7 @@ def _window(df: pd.DataFrame) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
-        prog="python -m predictor.train",
+        prog="python -m predictor.jobs.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -24,8 +24,8 @@ from kserve.protocol.grpc.servicer import InferenceServicer
 from kserve.protocol.infer_type import InferRequest, InferResponse, to_grpc_parameters
 from kserve.utils.utils import to_headers
 
-from predictor.codec import encode_raw
-from predictor.versions import served_versions, version_error
+from predictor.protocol.codec import encode_raw
+from predictor.protocol.versions import served_versions, version_error
 
 
 def to_grpc_raw(response: InferResponse) -> pb.ModelInferResponse:

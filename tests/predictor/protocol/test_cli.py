@@ -1,6 +1,6 @@
 import pytest
 
-from predictor.cli import settings_from_cli
+from predictor.protocol.cli import settings_from_cli
 from predictor.settings import PredictorSettings
 from transformer.settings import TransformerSettings
 
