@@ -365,3 +365,17 @@ def test_ci_values_file_enables_everything() -> None:
     keep the worker and KEDA on."""
     vals = yaml.safe_load((UMBRELLA_CI / "stream-values.yaml").read_text())["inferenceService"]
     assert vals["streamWorker"]["enabled"] and vals["streamWorker"]["keda"]["enabled"]
+
+
+def test_kind_overlay_worker_is_the_kind_values_worker(helm: Helm) -> None:
+    """The kind e2e deploys the worker with helm (ci/serverless-values.yaml) or kustomize
+    (overlays/kind): the same worker objects either way."""
+    from tests.deploy.test_parity import compare
+
+    problems = compare(helm.template(*_values("serverless-values.yaml")), kustomize("kind"))
+    assert not [p for p in problems if "stream-worker" in p], problems
+    # and the comparison sees a difference in the worker
+    kust = kustomize("kind")
+    _env(kust, "STREAM_BLOCK_MS")["value"] = "1000"
+    problems = compare(helm.template(*_values("serverless-values.yaml")), kust)
+    assert [p for p in problems if "stream-worker" in p and "STREAM_BLOCK_MS" in p], problems
