@@ -108,6 +108,9 @@ def stream(target, request, tmp_path_factory) -> Iterator[Stream]:
         w.proc.wait(timeout=30)
 
 
+# the decisions may wait for a predictor cold start (DEADLINE_S); locally the first test of the
+# session also starts the stack
+@pytest.mark.timeout(900)
 def test_published_events_change_the_prediction_served_from_the_cache(http, target, stream):
     ask = body([USER], CTX["session_duration_s"], int(CTX["hour_of_day"]), return_features=True)
     first = infer(http, target, ask)
