@@ -116,6 +116,7 @@ def test_serverless_render_without_keda(helm: Helm) -> None:
         (["--set", "streamWorker.enabled=true", "--set", "streamWorker.replicas=0"], "replicas"),
         (["--set", "streamWorker.keda.pendingEntriesCount=0"], "pendingEntriesCount"),
         (["--set", "streamWorker.keda.maxReplicaCount=0"], "maxReplicaCount"),
+        (["--set", "streamWorker.keda.minReplicaCount=0"], "minReplicaCount"),
         (["--set", "streamWorker.kedda.enabled=true"], "kedda"),
         (["--set", "streamWorker.image.tag=latest"], "tag"),
         (["--set", "streamWorker.predictorWaitSeconds=600"], "predictorWaitSeconds"),
