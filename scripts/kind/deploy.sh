@@ -33,7 +33,8 @@
 #   The chart / overlay must therefore point storageUri at pvc://click-model-models/sklearn.
 #
 # At the end it writes build/kind-e2e.env (E2E_BASE_URL, E2E_HOST_HEADER, E2E_NAMESPACE,
-# E2E_MODEL_NAME, E2E_CANARY_MODEL_URI, E2E_GRPC_PORT_FORWARD, E2E_KUBE_CONTEXT) for
+# E2E_MODEL_NAME, E2E_CANARY_MODEL_URI, E2E_GRPC_PORT_FORWARD, E2E_KUBE_CONTEXT, and
+# E2E_REDIS_SECRET: the stream test publishes events through a port-forward to Redis) for
 # `make e2e-kind`. gRPC has no Knative route (one port per component, REST here): the suite
 # port-forwards to the transformer pod's :8081 instead (tests/e2e/conftest.py).
 set -euo pipefail
@@ -274,6 +275,7 @@ E2E_MODEL_NAME=${ISVC_NAME}
 E2E_CANARY_MODEL_URI=pvc://${MODEL_PVC}/xgboost
 E2E_GRPC_PORT_FORWARD=1
 E2E_KUBE_CONTEXT=${KUBE_CONTEXT}
+E2E_REDIS_SECRET=$(if [[ "${MODE}" == helm ]]; then echo "${RELEASE}-redis-auth"; else echo redis-auth; fi)
 E2E_TOKEN=$(auth_token infer-token)
 E2E_WRITE_TOKEN=$(auth_token write-token)
 EOF

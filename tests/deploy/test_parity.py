@@ -70,6 +70,15 @@ PAIRS: dict[str, list[str]] = {
         "--set",
         "inferenceService.canary.trafficPercent=10",
     ],
+    # serverless + components/stream-worker{,-knative,-keda}
+    "stream": [
+        *IMAGES,
+        *V1_MODEL,
+        "--set",
+        "inferenceService.streamWorker.enabled=true",
+        "--set",
+        "inferenceService.streamWorker.keda.enabled=true",
+    ],
 }
 
 # The chart's collocated switch (inferenceService.collocated.enabled) pairs with

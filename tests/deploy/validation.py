@@ -297,6 +297,11 @@ def schema_errors(
     problems: list[str] = annotation_errors(obj, kserve_versions)
     api = str(obj.get("apiVersion", ""))
     for version in versions:
+        if api.startswith("keda.sh/"):  # the stream worker's autoscaling (stream_checks)
+            from tests.deploy.stream_checks import keda_schema_errors
+
+            problems += keda_schema_errors(obj, version)
+            continue
         if api.startswith("serving.kserve.io/"):
             kind = str(obj.get("kind"))
             if kind not in CRDS or api != CRDS[kind][1]:
@@ -657,6 +662,8 @@ def check_network_policies(objs: list[Obj], *, redis_bundled: bool = True) -> li
                 if (
                     other is not transformer
                     and other.kind != "isvc-predictor"
+                    # the stream worker scores through the predictor (stream_checks)
+                    and other.labels.get("feast-kserve.io/component") != "stream-worker"
                     and _matches(sel, other.labels)
                 ):
                     problems.append(

@@ -100,3 +100,36 @@ def wait_drained(rc: redis.Redis, stream: str, group: str, timeout_s: float = 90
 
 def outputs(rc: redis.Redis, stream: str) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in rc.xrange(stream)]
+
+
+def assert_exactly_once(
+    fenv: stack.FeatureEnv,
+    rc: redis.Redis,
+    users: list[int],
+    before: dict[str, list[Any]],
+    events: list[Activity],
+    streams: tuple[str, str, str],
+) -> None:
+    """Every event reflected exactly once: the users' click and session counts moved by what
+    the input holds (``before``: their features before), each event id is in exactly one
+    output entry, and nothing is pending. ``streams``: (input, group, output)."""
+    import collections
+
+    from tests.integration.helpers import online_features
+
+    stream, group, out = streams
+    n = len(users)
+    after = online_features(fenv, users, [35.0] * n, [20] * n)
+    for feature, kind in (("number_of_clicks", "click"), ("sessions_last_7d", "session_end")):
+        want = collections.Counter(e.user_id for e in events if e.type == kind)
+        got = [
+            x - y
+            for x, y in zip(
+                after[f"user_data__{feature}"], before[f"user_data__{feature}"], strict=True
+            )
+        ]
+        assert got == [want[u] for u in users], feature
+    ids = collections.Counter(i for o in outputs(rc, out) for i in o["event_ids"].split(","))
+    assert ids and max(ids.values()) == 1, [i for i, c in ids.items() if c > 1][:5]
+    assert set(ids) == {e.event_id for e in events}
+    assert rc.xpending(stream, group)["pending"] == 0

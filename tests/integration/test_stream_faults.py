@@ -4,7 +4,6 @@ pending, no event id is in two outputs; the survivor stops cleanly on SIGTERM.""
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import threading
@@ -17,9 +16,9 @@ import pytest
 from devtools.bench_stream import wait_ready
 from tests.integration.helpers import online_features
 from tests.integration.stream_helpers import (
+    assert_exactly_once,
     client,
     make_events,
-    outputs,
     start_worker,
     wait_drained,
 )
@@ -105,19 +104,5 @@ def test_sigkill_mid_batch_loses_and_doubles_nothing(redis, redis_features, mode
     assert code == 0, b.log_tail()
     assert "summary:" in b.log_tail(5)
 
-    # every event reflected exactly once: the counts match the input
-    after = online_features(redis_features, users, [35.0] * n, [20] * n)
-    for feature, kind in (("number_of_clicks", "click"), ("sessions_last_7d", "session_end")):
-        want = collections.Counter(e.user_id for e in events if e.type == kind)
-        got = [
-            x - y
-            for x, y in zip(
-                after[f"user_data__{feature}"], before[f"user_data__{feature}"], strict=True
-            )
-        ]
-        assert got == [want[u] for u in users], feature
-    # no event id in two outputs, and every one in some output
-    ids = collections.Counter(i for o in outputs(rc, "out3") for i in o["event_ids"].split(","))
-    assert ids and max(ids.values()) == 1
-    assert set(ids) == {e.event_id for e in events}
-    assert rc.xpending("ev3", "g3")["pending"] == 0
+    # every event reflected exactly once, no event id in two outputs, nothing pending
+    assert_exactly_once(redis_features, rc, users, before, events, ("ev3", "g3", "out3"))

@@ -64,7 +64,7 @@ containers:
       - name: STORAGE_URI
         value: {{ $root.Values.predictor.storageUri | quote }}
       {{- else }}
-      {{- $coldPredictor := and (eq (include "isvc.serverless" $root) "true") (eq (int $root.Values.predictor.minReplicas) 0) }}
+      {{- $coldPredictor := eq (include "isvc.coldPredictor" $root) "true" }}
       # Predictor call timeout and start-up wait{{ if $coldPredictor }}: long, the predictor scales to zero and its first request after idling waits for a cold start{{ end }}.
       {{- $wait := $t.predictorWaitSeconds }}
       {{- if kindIs "invalid" $wait }}{{ $wait = ternary 300 60 $coldPredictor }}{{ end }}
@@ -85,7 +85,7 @@ containers:
             key: {{ $root.Values.redis.passwordKey }}
       # Feast's connection string; $(REDIS_PASSWORD) is expanded by the kubelet.
       - name: REDIS_CONNECTION_STRING
-        value: {{ printf "%s:%v,password=$(REDIS_PASSWORD)%s" (include "isvc.redisHost" $root) (include "isvc.redisPort" $root) (ternary ",ssl=true" "" (or $root.Values.redis.ssl (($root.Values.global | default dict).redis | default dict).ssl | default false)) | quote }}
+        value: {{ include "isvc.redisConnectionString" $root | quote }}
       {{- include "isvc.authEnv" $root | nindent 6 }}
       {{- with $t.extraEnv }}
       {{- toYaml . | nindent 6 }}

@@ -139,10 +139,35 @@ deploymentStrategy:
 {{- if and .Values.canary.enabled (not (include "isvc.serverless" .)) }}
 {{- fail (printf "canary.enabled needs deploymentMode Knative (KServe splits traffic between Knative revisions), not %s" .Values.deploymentMode) }}
 {{- end }}
+{{- if gt (int .Values.streamWorker.keda.minReplicaCount) (int .Values.streamWorker.keda.maxReplicaCount) }}
+{{- fail (printf "streamWorker.keda.maxReplicaCount (%v) must be >= streamWorker.keda.minReplicaCount (%v)" .Values.streamWorker.keda.maxReplicaCount .Values.streamWorker.keda.minReplicaCount) }}
+{{- end }}
+{{- if and .Values.streamWorker.enabled .Values.collocated.enabled }}
+{{- fail "streamWorker.enabled needs the predictor component to score through, and collocated mode has none (the transformer image carries no model frameworks)" }}
+{{- end }}
 {{- if and .Values.canary.enabled .Values.collocated.enabled }}
 {{- fail "collocated.enabled and canary.enabled exclude each other: a canary splits traffic between predictor revisions, and collocated mode has no predictor; roll out a new model with predictor.storageUri instead" }}
 {{- end }}
 {{- if and .Values.canary.enabled (eq .Values.canary.storageUri .Values.predictor.storageUri) }}
 {{- fail "canary.storageUri must differ from predictor.storageUri (the canary is a new model version)" }}
 {{- end }}
+{{- end -}}
+
+{{/* The predictor can scale to zero: its first request after idling waits for a cold start,
+so its callers get long timeouts ("true" or ""). */}}
+{{- define "isvc.coldPredictor" -}}
+{{- if and (include "isvc.serverless" .) (eq (int .Values.predictor.minReplicas) 0) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Feast's connection string of every Redis client; $(REDIS_PASSWORD) is expanded by the kubelet. */}}
+{{- define "isvc.redisConnectionString" -}}
+{{- printf "%s:%v,password=$(REDIS_PASSWORD)%s" (include "isvc.redisHost" .) (include "isvc.redisPort" .) (ternary ",ssl=true" "" (include "isvc.redisSSL" . | eq "true")) -}}
+{{- end -}}
+{{- define "isvc.redisSSL" -}}
+{{- if or .Values.redis.ssl (((.Values.global | default dict).redis | default dict).ssl | default false) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Stream worker names and labels. */}}
+{{- define "isvc.streamWorker" -}}
+{{- printf "%s-stream-worker" (include "isvc.name" .) -}}
 {{- end -}}

@@ -72,3 +72,29 @@ InferenceService {{ $name }}, {{ .Values.deploymentMode }} mode: model {{ ternar
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The stream worker, when on: what runs and how to publish an event.
+include "isvc.notesStream" <context with .Values = this chart's values> */}}
+{{- define "isvc.notesStream" -}}
+{{- $w := .Values.streamWorker -}}
+{{- if $w.enabled -}}
+{{- $ns := .Release.Namespace -}}
+{{- $host := include "isvc.redisHost" . -}}
+Stream worker: Deployment {{ include "isvc.streamWorker" . }}, {{ if $w.keda.enabled }}{{ $w.keda.minReplicaCount }}-{{ $w.keda.maxReplicaCount }} pods scaled by KEDA on {{ $w.keda.pendingEntriesCount }} pending entries per pod{{ else }}{{ $w.replicas }} pod(s){{ end }},
+consumer group {{ $w.group }} on the Redis Stream {{ $w.stream }}; decisions on {{ $w.outputStream }}, bad events on {{ $w.deadLetterStream }}
+(docs/stream.md, event schema in docs/CONTRACT.md). Publish an event for user 42:
+  REDIS_PASSWORD=$(kubectl -n {{ $ns }} get secret {{ include "isvc.redisSecret" . }} -o jsonpath='{.data.{{ .Values.redis.passwordKey }}}' | base64 -d)
+{{- if eq $host (printf "%s-redis" .Release.Name) }}
+  kubectl -n {{ $ns }} port-forward svc/{{ $host }} 6379:{{ include "isvc.redisPort" . }} &
+  export REDISCLI_AUTH="$REDIS_PASSWORD" R="-h 127.0.0.1 -p 6379"
+{{- else }}
+  export REDISCLI_AUTH="$REDIS_PASSWORD" R="-h {{ $host }} -p {{ include "isvc.redisPort" . }}{{ if eq (include "isvc.redisSSL" .) "true" }} --tls{{ end }}"
+{{- end }}
+  redis-cli $R XADD {{ $w.stream }} '*' event "{\"event_id\":\"$(date +%s%N)\",\"user_id\":42,\"event_time\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"type\":\"click\",\"context\":{\"session_duration_s\":35,\"hour_of_day\":20}}"
+  redis-cli $R XREVRANGE {{ $w.outputStream }} + - COUNT 1       # the new decision for user 42
+  # a file of events: python -m transformer.stream publish events.jsonl --stream {{ $w.stream }} --redis "redis://:$REDIS_PASSWORD@127.0.0.1:6379/0"
+The transformer then serves user 42 with those request-time fields from the cache
+({{ if eq .Values.transformer.mode "cached" }}mode cached: "prediction_source": "cache"{{ else }}needs transformer.mode=cached; this release runs {{ .Values.transformer.mode }}{{ end }}).
+Metrics: kubectl -n {{ $ns }} port-forward deploy/{{ include "isvc.streamWorker" . }} 8090 & curl -s localhost:8090/metrics | grep ^stream_
+{{- end }}
+{{- end -}}
