@@ -27,26 +27,16 @@ def pod_sources(objs: list[Obj]) -> Iterator[PodSource]:
     for obj in objs:
         kind = obj.get("kind")
         name = ident(obj)
-        if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-            tpl = obj["spec"]["template"]
+        if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"):
+            spec = obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"]
+            tpl = spec["template"]
             yield PodSource(
                 name,
                 kind,
                 tpl.get("metadata", {}).get("labels", {}) or {},
                 tpl.get("metadata", {}).get("annotations", {}) or {},
                 tpl["spec"],
-                kind != "Job",
-                tpl["spec"].get("securityContext") or {},
-            )
-        elif kind == "CronJob":
-            tpl = obj["spec"]["jobTemplate"]["spec"]["template"]
-            yield PodSource(
-                name,
-                kind,
-                tpl.get("metadata", {}).get("labels", {}) or {},
-                tpl.get("metadata", {}).get("annotations", {}) or {},
-                tpl["spec"],
-                False,
+                kind not in ("Job", "CronJob"),
                 tpl["spec"].get("securityContext") or {},
             )
         elif kind == "Pod":
