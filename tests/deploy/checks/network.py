@@ -77,6 +77,8 @@ def check_network_policies(objs: list[Obj], *, redis_bundled: bool = True) -> li
                 if (
                     other is not transformer
                     and other.kind != "isvc-predictor"
+                    # the stream worker scores through the predictor (stream_checks)
+                    and other.labels.get("feast-kserve.io/component") != "stream-worker"
                     and _matches(sel, other.labels)
                 ):
                     problems.append(

@@ -166,6 +166,11 @@ def schema_errors(
     problems: list[str] = annotation_errors(obj, kserve_versions)
     api = str(obj.get("apiVersion", ""))
     for version in versions:
+        if api.startswith("keda.sh/"):  # the stream worker's autoscaling (stream_checks)
+            from tests.deploy.stream_checks import keda_schema_errors
+
+            problems += keda_schema_errors(obj, version)
+            continue
         if api.startswith("serving.kserve.io/"):
             kind = str(obj.get("kind"))
             if kind not in CRDS or api != CRDS[kind][1]:
