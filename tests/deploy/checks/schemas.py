@@ -106,6 +106,7 @@ def _servingruntime_schema() -> dict[str, Any]:
 CRDS = {
     "InferenceService": ("serving.kserve.io_inferenceservices.yaml", "serving.kserve.io/v1beta1"),
     "ServingRuntime": ("serving.kserve.io_servingruntimes.yaml", "serving.kserve.io/v1alpha1"),
+    "InferenceGraph": ("serving.kserve.io_inferencegraphs.yaml", "serving.kserve.io/v1alpha1"),
 }
 
 
