@@ -305,7 +305,6 @@ class RunArgs:
     protocol: str = "v2"
     mode: str = "online"
     collocated: bool = False  # the model inside the transformer; no predictor process
-    extra: list[str] = field(default_factory=list)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,6 +1,6 @@
 # kind cluster, deployment, cluster e2e suite and canary rollout (included by the Makefile).
 # Scripts: scripts/kind/*.sh (pinned versions in scripts/kind/versions.env); rollout CLI:
-# predictor/rollout.py. Walkthroughs: docs/kind-e2e.md, docs/canary.md.
+# predictor/rollout/ (python -m predictor.rollout). Walkthroughs: docs/kind-e2e.md, docs/canary.md.
 
 KIND_CLUSTER_NAME ?= feast-kserve
 KIND_HTTP_PORT ?= 31080
@@ -17,7 +17,7 @@ MODEL_URI ?=
 # kube context of the rollout targets; empty: the current one (kubectl config current-context).
 # The kind workflow sets it to kind-$(KIND_CLUSTER_NAME).
 ROLLOUT_CONTEXT ?= $(KUBE_CONTEXT)
-# The rollout CLI needs only the `kubernetes` client (predictor/rollout.py imports nothing
+# The rollout CLI needs only the `kubernetes` client (predictor/rollout/ imports nothing
 # else): an existing dev venv is used as it is (kserve brings kubernetes), else the rollout
 # targets make a lean venv with just the pyproject extra `rollout`; never the dev install.
 ROLLOUT_VENV ?= .venv-rollout

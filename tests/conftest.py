@@ -5,25 +5,14 @@ Nothing here starts unless a test asks for it, so ``-m unit`` stays fast.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from devtools import stack
-
-N_USERS = 2000  # enough for realistic batches; keeps materialization to a few seconds
-
-
-def copy_repo(dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for f in (stack.ROOT / "feature_repo").iterdir():
-        if f.is_file():
-            shutil.copy(f, dst / f.name)
-    return dst
+from tests.servers import N_USERS, copy_repo, features_on
 
 
 @pytest.fixture(scope="session")
@@ -35,15 +24,6 @@ def redis() -> Iterator[stack.Redis]:
 @pytest.fixture(scope="session")
 def sqlite_features(tmp_path_factory) -> stack.FeatureEnv:
     fenv = stack.FeatureEnv(copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"))
-    stack.prepare_features(fenv, n_users=N_USERS, force=True)
-    return fenv
-
-
-def features_on(tmp_path_factory, r: stack.Redis) -> stack.FeatureEnv:
-    """A throwaway copy of the feature repo, applied and materialized into ``r``."""
-    fenv = stack.FeatureEnv(
-        copy_repo(tmp_path_factory.mktemp("fs") / "feature_repo"), r.connection_string
-    )
     stack.prepare_features(fenv, n_users=N_USERS, force=True)
     return fenv
 
@@ -73,22 +53,6 @@ class Stack:
     @property
     def url(self) -> str:
         return self.transformer.url
-
-
-@contextmanager
-def serving(fenv, model_dir, log_dir: Path, *transformer_args: str):
-    """A predictor and one transformer (REST to the predictor) with extra transformer flags."""
-    ports = stack.Ports.free()
-    pred = stack.start_predictor(model_dir, ports, log_dir)
-    servers = [pred]
-    try:
-        stack.wait_ready(pred)
-        tr = stack.start_transformer(fenv, ports, "v2", log_dir, list(transformer_args))
-        servers.append(tr)
-        stack.wait_ready(tr)
-        yield tr, pred, ports
-    finally:
-        stack.stop(*servers)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """kustomize: render the base and every overlay with `kubectl kustomize`, validate everything.
 
-Same checks as the Helm renders (tests/deploy/validation.py): Kubernetes and KServe schemas
+Same checks as the Helm renders (tests/deploy/checks/): Kubernetes and KServe schemas
 for every object, then the stack invariants (security, probes, references, NetworkPolicies,
 Feast wiring, KServe semantics), then what distinguishes each overlay.
 """

@@ -1,7 +1,7 @@
 """The monitoring objects of the inference-service chart and the alert rules they carry:
 PrometheusRule against the Prometheus Operator CRD (vendored in schemas/, strict like the
-KServe CRDs in validation.py), promtool check + unit tests, the Grafana dashboard, and every
-metric they query exported by the code."""
+KServe CRDs in tests/deploy/checks/schemas.py), promtool check + unit tests, the Grafana
+dashboard, and every metric they query exported by the code."""
 
 from __future__ import annotations
 

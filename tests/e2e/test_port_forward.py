@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import conftest as e2e_conftest
-from tests.e2e.conftest import kubectl_port_forward, ready_pods
+from tests.e2e import kube
+from tests.e2e.kube import kubectl_port_forward, ready_pods
 
 pytestmark = pytest.mark.unit
 
@@ -55,7 +55,7 @@ def fake_kubectl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     exe.parent.mkdir()
     exe.write_text(FAKE_KUBECTL.format(python=sys.executable))
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setattr(e2e_conftest, "tool", lambda name: str(exe))
+    monkeypatch.setattr(kube, "tool", lambda name: str(exe))
     log = tmp_path / "kubectl.log"
     monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
     return log

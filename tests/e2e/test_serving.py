@@ -13,30 +13,11 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from predictor.protocol.codec import grpc_outputs
+from tests.e2e.calls import body, infer
 
 pytestmark = pytest.mark.e2e
 
 SOURCES = {"model", "cache", "precomputed", "default"}
-
-
-def body(ids, dur=35.0, hour=20, **params):
-    n = len(ids)
-    b = {
-        "inputs": [
-            {"name": "user_id", "datatype": "INT64", "shape": [n], "data": ids},
-            {"name": "session_duration_s", "datatype": "FP64", "shape": [n], "data": [dur] * n},
-            {"name": "hour_of_day", "datatype": "INT64", "shape": [n], "data": [hour] * n},
-        ]
-    }
-    if params:
-        b["parameters"] = params
-    return b
-
-
-def infer(http, target, b):
-    r = http.post(f"/v2/models/{target.model}/infer", json=b)
-    assert r.status_code == 200, r.text
-    return {o["name"]: o["data"] for o in r.json()["outputs"]}
 
 
 def test_v2_inference_for_user_42(http, target):

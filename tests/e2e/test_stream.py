@@ -24,8 +24,8 @@ import pytest
 import redis
 
 from devtools.bench_stream import wait_ready
-from tests.e2e.conftest import kubectl, kubectl_port_forward
-from tests.e2e.test_serving import body, infer
+from tests.e2e.calls import body, infer
+from tests.e2e.kube import kubectl, kubectl_port_forward
 
 pytestmark = pytest.mark.e2e
 

@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis as redis_py
 
 from devtools import stack
-from tests.conftest import features_on
+from tests.faults.probes import wait_ping
+from tests.servers import features_on
 
 
 @pytest.fixture(scope="session")
@@ -24,26 +24,6 @@ def aof_redis() -> Iterator[stack.Redis]:
 @pytest.fixture(scope="session")
 def aof_features(tmp_path_factory, aof_redis) -> stack.FeatureEnv:
     return features_on(tmp_path_factory, aof_redis)
-
-
-def ping(r: stack.Redis, timeout_s: float = 0.05) -> bool:
-    try:
-        with redis_py.Redis(
-            port=r.port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        ) as c:
-            return bool(c.ping())
-    except (redis_py.RedisError, OSError):
-        return False
-
-
-def wait_ping(r: stack.Redis, timeout_s: float = 10.0) -> float:
-    """Poll PING every 5 ms; the monotonic time of the first answer."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ping(r):
-            return time.monotonic()
-        time.sleep(0.005)
-    raise AssertionError("redis-server does not answer PING")
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import serving
-from tests.faults.conftest import wait_ping
+from tests.faults.probes import wait_ping
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.faults
 

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from devtools import stack
-from tests.conftest import serving
 from tests.faults.load import Load
 from tests.integration.helpers import v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.faults
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from devtools.soak import producer_row
-from tests.conftest import serving
-from tests.faults.conftest import wait_ping
 from tests.faults.load import Load, Outcome, ok_rate
+from tests.faults.probes import wait_ping
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.faults
 

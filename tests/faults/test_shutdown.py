@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import serving
 from tests.faults.load import Load
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.faults
 

@@ -16,8 +16,8 @@ from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
 from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
 
 from devtools import stack
-from tests.conftest import serving
 from tests.integration.helpers import producer_row, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import serving
 from tests.integration.helpers import outputs, producer_row, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import pytest
 from devtools import stack
 from predictor.jobs.datagen import USER_FEATURES, click_logit, shift_features
 from predictor.protocol.artifact import read_metadata
-from tests.conftest import N_USERS, copy_repo, serving
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import N_USERS, copy_repo, serving
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 
 from devtools.stack import ROOT
 from predictor.protocol.artifact import read_metadata
-from tests.conftest import serving
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import serving
 
 pytestmark = pytest.mark.integration
 

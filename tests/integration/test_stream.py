@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from predictor.jobs.datagen import replay_activity
-from tests.conftest import serving
 from tests.integration.helpers import online_features, outputs, v2_body
 from tests.integration.stream_helpers import (
     client,
@@ -22,6 +21,7 @@ from tests.integration.stream_helpers import (
 from tests.integration.stream_helpers import (
     outputs as stream_outputs,
 )
+from tests.servers import serving
 from transformer.stream.cli import main as stream_cli
 from transformer.stream.fold import FEATURES
 

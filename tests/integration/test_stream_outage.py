@@ -23,7 +23,6 @@ import pytest
 
 from devtools import stack
 from devtools.bench_stream import wait_ready
-from tests.conftest import features_on
 from tests.integration.helpers import online_features
 from tests.integration.stream_helpers import (
     assert_exactly_once,
@@ -31,6 +30,7 @@ from tests.integration.stream_helpers import (
     make_events,
     start_worker,
 )
+from tests.servers import features_on
 from transformer.stream.events import to_json
 
 pytestmark = pytest.mark.integration

@@ -5,13 +5,12 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from predictor.model import ClickModel
-from tests.predictor.protocol.test_artifact import tiny_sklearn_dir
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
-def model(tmp_path):
+def model(tmp_path, tiny_sklearn_dir):
     sk, _ = tiny_sklearn_dir(tmp_path)
     m = ClickModel("click-model", str(tmp_path), max_batch_size=5)
     m.load()

@@ -39,13 +39,14 @@ def test_writer_batches_in_the_background_and_flushes_on_close():
         await asyncio.sleep(0.01)
         written.append(df)
 
+    registry = CollectorRegistry()
+
     async def go():
-        w = PredictionWriter(sink, "user_id", Metrics(CollectorRegistry()), batch_rows=4)
+        w = PredictionWriter(sink, "user_id", Metrics(registry), batch_rows=4)
         assert w.submit(*rows(10)) == 0
         await w.close()
-        return w
 
-    w = asyncio.run(go())
+    asyncio.run(go())
     assert [len(df) for df in written] == [4, 4, 2]
     df = written[0]
     assert list(df.columns) == [
@@ -57,11 +58,12 @@ def test_writer_batches_in_the_background_and_flushes_on_close():
         "event_timestamp",
     ]
     assert df["user_id"].tolist() == [0, 1, 2, 3] and df["request_key"].tolist()[0] == "k0"
-    assert w.metrics.writeback_rows._value.get() == 10
+    assert registry.get_sample_value("transformer_writeback_rows_total") == 10
 
 
 def test_full_queue_drops_and_counts_without_blocking():
     gate = asyncio.Event
+    registry = CollectorRegistry()
 
     async def go():
         release = gate()
@@ -69,26 +71,27 @@ def test_full_queue_drops_and_counts_without_blocking():
         async def sink(df):
             await release.wait()
 
-        w = PredictionWriter(sink, "user_id", Metrics(CollectorRegistry()), queue_size=3)
+        w = PredictionWriter(sink, "user_id", Metrics(registry), queue_size=3)
         dropped = w.submit(*rows(5))
         release.set()
         await w.close()
-        return w, dropped
+        return dropped
 
-    w, dropped = asyncio.run(go())
-    assert dropped == 2 and w.metrics.writeback_dropped._value.get() == 2
+    dropped = asyncio.run(go())
+    assert dropped == 2 and registry.get_sample_value("transformer_writeback_dropped_total") == 2
 
 
 def test_failed_write_is_counted_not_raised():
     async def sink(df):
         raise ConnectionError("redis down")
 
+    registry = CollectorRegistry()
+
     async def go():
-        w = PredictionWriter(sink, "user_id", Metrics(CollectorRegistry()))
+        w = PredictionWriter(sink, "user_id", Metrics(registry))
         w.submit(*rows(3))
         await w.close()
-        return w
 
-    w = asyncio.run(go())
-    assert w.metrics.writeback_failures._value.get() == 3
-    assert w.metrics.writeback_rows._value.get() == 0
+    asyncio.run(go())
+    assert registry.get_sample_value("transformer_writeback_failures_total") == 3
+    assert registry.get_sample_value("transformer_writeback_rows_total") == 0

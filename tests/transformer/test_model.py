@@ -29,9 +29,9 @@ class RecordingWriter:
         return None
 
 
-def make(rules=None, mode="online", fallback="model"):
+def make(rules=None, mode="online", fallback="model", registry=None):
     client = FakeClient()
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(registry or CollectorRegistry())
     versions = LiveVersions(3600)
     model = FeastTransformer(
         "click-model",
@@ -136,7 +136,8 @@ def feature_ts(user):
 
 
 def test_cached_mode_serves_only_fresh_entries_and_writes_back_misses():
-    model, client = make(mode="cached")
+    registry = CollectorRegistry()
+    model, client = make(mode="cached", registry=registry)
     model.freshness.versions.note("sklearn-abc")
     model.reader.cache = {
         1: (0.33, "sklearn-abc", feature_ts(1) + 10**6, "hour=1", now_us()),  # fresh
@@ -147,8 +148,8 @@ def test_cached_mode_serves_only_fresh_entries_and_writes_back_misses():
     assert out["score"] == [0.33, 0.1] and out["model_version"] == ["sklearn-abc", "sklearn-abc"]
     assert client.calls[0].shape == (1, 2)
     assert model.writer.rows == [(2, 0.1, "sklearn-abc", "hour=1")]
-    assert model.metrics.cache_hits._value.get() == 1
-    assert model.metrics.cache_stale._value.get() == 1
+    assert registry.get_sample_value("transformer_cache_hits_total") == 1
+    assert registry.get_sample_value("transformer_cache_stale_total") == 1
 
 
 @pytest.mark.parametrize(

@@ -62,7 +62,8 @@ def columns(ids):
 BATCH = [*range(1, 60), 77_777_777, 3, 4]
 
 
-# one user takes a plain HMGET instead of a pipeline: checked on its own
+# a batch of one user, known or unknown to the store, takes the same path as a full batch
+# (one HMGET per key, all in one round trip): the smallest batch, checked on its own
 @pytest.mark.parametrize("ids", [BATCH, [3], [77_777_777]], ids=["batch", "one", "one-unknown"])
 @pytest.mark.parametrize("with_predictions", [False, True])
 def test_parity_with_the_sdk(redis_features, with_predictions, ids):

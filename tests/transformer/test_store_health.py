@@ -35,23 +35,24 @@ class Store:
         self.recovered += 1
 
 
-def gauge(metrics, name):
-    return metrics.__dict__[name]._value.get()
+def gauge(registry, name):
+    return registry.get_sample_value(f"transformer_online_{name}")
 
 
 def test_opens_fails_fast_probes_and_closes():
     async def scenario():
-        store, metrics = Store(), Metrics(CollectorRegistry())
+        registry = CollectorRegistry()
+        store, metrics = Store(), Metrics(registry)
         b = StoreBreaker(store.probe, metrics, 3, 0.01, store.recover)
         assert await b.call(store.op) == "ok"
         store.up = False
         for _ in range(2):  # below the threshold: each call reaches the store
             with pytest.raises(ConnectionError):
                 await b.call(store.op)
-        assert not b.is_open and gauge(metrics, "store_up") == 0
+        assert not b.is_open and gauge(registry, "store_up") == 0
         with pytest.raises(ConnectionError):
             await b.call(store.op)
-        assert b.is_open and gauge(metrics, "store_breaker_open") == 1
+        assert b.is_open and gauge(registry, "store_breaker_open") == 1
         calls = store.calls
         with pytest.raises(FeatureStoreUnavailable, match="failing fast"):
             await b.call(store.op)
@@ -61,7 +62,7 @@ def test_opens_fails_fast_probes_and_closes():
         store.up = True
         await asyncio.sleep(0.05)
         assert not b.is_open and store.recovered == 1
-        assert gauge(metrics, "store_up") == 1 and gauge(metrics, "store_breaker_open") == 0
+        assert gauge(registry, "store_up") == 1 and gauge(registry, "store_breaker_open") == 0
         assert await b.call(store.op) == "ok"
         await b.close()
 

@@ -1,46 +1,15 @@
-import io
 import json
-from datetime import UTC, datetime
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from predictor.protocol.artifact import ArtifactError, load_model, read_metadata, write_model_dir
+from predictor.protocol.artifact import ArtifactError, load_model, read_metadata
 
 pytestmark = pytest.mark.unit
 
-WINDOW = {"start": datetime(2026, 1, 1, tzinfo=UTC), "end": datetime(2026, 2, 1, tzinfo=UTC)}
 
-
-def tiny_sklearn_dir(tmp_path, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(200, 2))
-    y = (x[:, 0] + 0.3 * rng.normal(size=200) > 0).astype(int)
-    model = LogisticRegression().fit(x, y)
-    buf = io.BytesIO()
-    joblib.dump(model, buf)
-    meta = write_model_dir(
-        tmp_path,
-        "sklearn",
-        buf.getvalue(),
-        {
-            "feature_service": "svc",
-            "label": "clicked",
-            "features": [
-                {"name": "v__a", "datatype": "FP64"},
-                {"name": "v__b", "datatype": "INT64"},
-            ],
-            "training_window": WINDOW,
-            "holdout_window": WINDOW,
-            "created_at": datetime(2026, 2, 2, tzinfo=UTC),
-        },
-    )
-    return model, meta
-
-
-def test_roundtrip_scores_like_the_original(tmp_path):
+def test_roundtrip_scores_like_the_original(tmp_path, tiny_sklearn_dir):
     model, meta = tiny_sklearn_dir(tmp_path)
     loaded = load_model(tmp_path)
     x = np.array([[1.0, 0.0], [-1.0, 2.0]])
@@ -49,21 +18,21 @@ def test_roundtrip_scores_like_the_original(tmp_path):
     assert meta.version.startswith("sklearn-") and len(meta.version) == len("sklearn-") + 12
 
 
-def test_version_is_derived_from_content(tmp_path):
+def test_version_is_derived_from_content(tmp_path, tiny_sklearn_dir):
     _, m1 = tiny_sklearn_dir(tmp_path / "a", seed=0)
     _, m2 = tiny_sklearn_dir(tmp_path / "b", seed=0)
     _, m3 = tiny_sklearn_dir(tmp_path / "c", seed=1)
     assert m1.version == m2.version != m3.version
 
 
-def test_tampered_model_file_is_refused(tmp_path):
+def test_tampered_model_file_is_refused(tmp_path, tiny_sklearn_dir):
     tiny_sklearn_dir(tmp_path)
     (tmp_path / "model.joblib").write_bytes(b"not a model")
     with pytest.raises(ArtifactError, match="does not match version"):
         load_model(tmp_path)
 
 
-def test_metadata_errors_name_file_and_field(tmp_path):
+def test_metadata_errors_name_file_and_field(tmp_path, tiny_sklearn_dir):
     with pytest.raises(ArtifactError, match=r"metadata\.json: not found"):
         read_metadata(tmp_path)
     tiny_sklearn_dir(tmp_path)

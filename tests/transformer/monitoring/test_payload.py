@@ -27,11 +27,11 @@ class FakeRedis:
         pass
 
 
-def make(client, draws=None, queue_size=10, salt="s3cret", features=("a", "b")):
+def make(client, registry, draws=None, queue_size=10, salt="s3cret", features=("a", "b")):
     it = iter(draws) if draws is not None else None
     return PayloadLogger(
         client, "payloads", 0.5, queue_size, 1000,
-        list(features) if features else None, "sklearn-1", salt, CollectorRegistry(),
+        list(features) if features else None, "sklearn-1", salt, registry,
         draw=(lambda: next(it)) if it else (lambda: 0.0),
     )  # fmt: skip
 
@@ -41,11 +41,16 @@ def batch(n=2):
     return x, np.array([0.25] + [np.nan] * (n - 1)), np.arange(40, 40 + n, dtype=np.int64)
 
 
-async def drain(p, expected):
+def count(registry, name):
+    """A payload logger counter, read through the registry it was given."""
+    return registry.get_sample_value(f"transformer_payload_{name}_total")
+
+
+async def drain(p, registry, expected):
     """Run the writer until ``expected`` entries were written or failed (at most 5 s)."""
     await p.start()
     for _ in range(500):
-        if p.logged._value.get() + p.failures._value.get() >= expected:
+        if count(registry, "logged") + count(registry, "failures") >= expected:
             break
         await asyncio.sleep(0.01)
     await p.stop()
@@ -53,12 +58,13 @@ async def drain(p, expected):
 
 def test_sampled_entries_have_hashed_keys_scores_and_features():
     redis = FakeRedis()
-    p = make(redis, draws=[0.1, 0.9, 0.2])  # rate 0.5: first and third sampled
+    registry = CollectorRegistry()
+    p = make(redis, registry, draws=[0.1, 0.9, 0.2])  # rate 0.5: first and third sampled
 
     async def go():
         for _ in range(3):
             p.offer(*batch())
-        await drain(p, 2)
+        await drain(p, registry, 2)
 
     asyncio.run(go())
     assert len(redis.entries) == 2
@@ -72,11 +78,12 @@ def test_sampled_entries_have_hashed_keys_scores_and_features():
 
 def test_keys_in_clear_and_no_features_when_asked():
     redis = FakeRedis()
-    p = make(redis, salt=None, features=None)
+    registry = CollectorRegistry()
+    p = make(redis, registry, salt=None, features=None)
 
     async def go():
         p.offer(*batch())
-        await drain(p, 1)
+        await drain(p, registry, 1)
 
     asyncio.run(go())
     (_, fields, _) = redis.entries[0]
@@ -85,16 +92,17 @@ def test_keys_in_clear_and_no_features_when_asked():
 
 def test_full_queue_drops_without_waiting_and_failures_are_counted():
     redis = FakeRedis(fail=True)
-    p = make(redis, queue_size=2)
+    registry = CollectorRegistry()
+    p = make(redis, registry, queue_size=2)
 
     async def go():
         for _ in range(5):  # nothing drains the queue yet: 2 queued, 3 dropped
             p.offer(*batch())
-        assert p.dropped._value.get() == 3
-        await drain(p, 2)
+        assert count(registry, "dropped") == 3
+        await drain(p, registry, 2)
 
     asyncio.run(go())
-    assert p.failures._value.get() == 2 and p.logged._value.get() == 0
+    assert count(registry, "failures") == 2 and count(registry, "logged") == 0
 
 
 def test_unreachable_redis_is_a_counted_failure():
@@ -103,11 +111,12 @@ def test_unreachable_redis_is_a_counted_failure():
     from devtools.stack import free_port
 
     client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
-    p = make(client)
+    registry = CollectorRegistry()
+    p = make(client, registry)
 
     async def go():
         p.offer(*batch())
-        await drain(p, 1)
+        await drain(p, registry, 1)
 
     asyncio.run(go())
-    assert p.failures._value.get() == 1
+    assert count(registry, "failures") == 1
