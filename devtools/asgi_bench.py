@@ -8,8 +8,9 @@ after round, one transformer process per variant. A variant is ``SOURCE:CONFIG``
   ignored), ``start`` the code of ``--start`` (to compare a change against), ``tree`` this
   working tree; the first two are exported with ``git archive`` and put first on
   ``PYTHONPATH``;
-- CONFIG ``mon-off`` / ``mon-on`` (``--monitoring_enabled``), ``+auth`` a bearer token on
-  every request (``--auth_tokens_file``).
+- CONFIG ``mon-off`` (``--monitoring_enabled false``) / ``mon-on`` (request metrics, and
+  drift + quality against the model's ``baseline.json``, as the chart deploys it), ``+auth``
+  a bearer token on every request (``--auth_tokens_file``).
 
 Each process (``devtools/asgi_bench_child.py``) assembles the app exactly as ``python -m
 transformer`` does (limits, auth, request ids and metrics, ``FastInfer``) and drives it with
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                     sources[name] = export_ref(ref, tmp / name)
             for rnd in range(a.rounds):
                 for v in variants:
-                    src, extra, tok = setup(v, sources, tokens, token)
+                    src, extra, tok = setup(v, sources, tokens, token, model_dir / "baseline.json")
                     child_opts = ["--layer-costs"] if a.layer_costs else []
                     if a.profile and rnd == 0:
                         child_opts += ["--profile", a.profile]
@@ -147,13 +148,18 @@ def snapshot_tree(dest: Path) -> Path:
 
 
 def setup(
-    variant: str, sources: dict[str, Path], tokens: Path, token: str
+    variant: str, sources: dict[str, Path], tokens: Path, token: str, baseline: Path
 ) -> tuple[Path, list[str], str | None]:
-    """``SOURCE:CONFIG`` → (code, transformer flags, bearer token or None)."""
+    """``SOURCE:CONFIG`` → (code, transformer flags, bearer token or None). Monitoring on
+    is what the chart deploys: request metrics, and drift + quality against the model's
+    baseline."""
     source, _, config = variant.partition(":")
     if source == "before":
         return sources["before"], [], None
-    extra = ["--monitoring_enabled", "false"] if config.startswith("mon-off") else []
+    if config.startswith("mon-off"):
+        extra = ["--monitoring_enabled", "false"]
+    else:
+        extra = ["--monitoring_baseline", str(baseline)]
     if config.endswith("+auth"):
         return sources[source], [*extra, "--auth_tokens_file", str(tokens)], token
     return sources[source], extra, None

@@ -182,10 +182,54 @@ def layers(app: Any) -> list[Any]:
     return chain
 
 
-async def bench(app: Any, opts: argparse.Namespace) -> dict:
+async def answer_at_once(scope: dict, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def outer_layers_cost(app: Any, opts: argparse.Namespace) -> float:
+    """CPU µs per request of every layer above ``FastInfer`` (limits, auth, request ids and
+    metrics, Starlette's entry), with an app that answers at once in its place: no I/O, so
+    the least of the runs is steady even on a loaded machine."""
+    chain = layers(app)
+    if type(chain[-1]).__name__ != "FastInfer" or len(chain) < 2:
+        return float("nan")
+    parent = chain[-2]
+    attr = "app" if getattr(parent, "app", None) is chain[-1] else "middleware_stack"
+    setattr(parent, attr, answer_at_once)
+    try:
+        client = Client(app, opts.token, opts.users)
+        await drive_once(client, True, 1, 500)
+        return (await drive(client, True, 1, 3000, opts.repeats))["cpu_us"]
+    finally:
+        setattr(parent, attr, chain[-1])
+
+
+def observe_cost(model: Any, repeats: int, n: int = 3000) -> float:
+    """CPU µs of the model's drift + quality hook for a one-row request (0: none)."""
+    monitor = getattr(model, "monitor", None)
+    if monitor is None:
+        return 0.0
+    import numpy as np
+
+    features = np.random.default_rng(0).random((1, len(model.model_features)))
+    users, scores = np.array([7]), np.array([0.1])
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(n):
+            monitor.observe(features, scores, users)
+        best = min(best, time.process_time() - t0)
+    return round(best / n * 1e6, 2)
+
+
+async def bench(app: Any, opts: argparse.Namespace, model: Any = None) -> dict:
     client = Client(app, opts.token, opts.users)
     await warm(client)
     out: dict[str, Any] = {"layers": [type(x).__name__ for x in layers(app)]}
+    out["outer_layers_us"] = round(await outer_layers_cost(app, opts), 2)
+    out["monitor_observe_us"] = observe_cost(model, opts.repeats)
     scenarios = [("full", False), ("cache_hit", True)]
     for name, cache in scenarios:
         for c in opts.concurrency:
@@ -238,8 +282,9 @@ def main() -> None:
             module, attr = app.split(":")
             app = getattr(importlib.import_module(module), attr)
         task, inbox = await lifespan(app)
+        model = server.dataplane.model_registry.get_model("click-model")
         try:
-            result = await bench(app, opts)
+            result = await bench(app, opts, model)
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         print("RESULT " + json.dumps(result), flush=True)
