@@ -16,7 +16,6 @@ parity with ``FeatureStore.get_online_features`` for every feature type in the r
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
