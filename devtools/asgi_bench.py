@@ -22,7 +22,7 @@ part of a request the code under test controls. On a shared machine read the rat
 by round against the first variant (variants alternate, so a round shares the same load).
 ``--layer-costs`` adds, per variant, a cache hit driven from each ASGI layer down (the
 difference between two rows is what a layer costs); ``--profile cache_hit|full`` prints the
-top functions of each variant (cProfile, first round).
+top functions of each variant (cProfile, first round, at the highest concurrency).
 """
 
 from __future__ import annotations

@@ -247,7 +247,9 @@ async def bench(app: Any, opts: argparse.Namespace, model: Any = None) -> dict:
     if opts.profile:
         prof = cProfile.Profile()
         prof.enable()
-        await drive_once(client, opts.profile == "cache_hit", 8, opts.requests * opts.repeats)
+        await drive_once(
+            client, opts.profile == "cache_hit", max(opts.concurrency), opts.requests * opts.repeats
+        )
         prof.disable()
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(40)
