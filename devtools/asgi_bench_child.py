@@ -296,7 +296,7 @@ def main() -> None:
         finally:
             os._exit(0)
 
-    kserve.ModelServer._serve = serve_nothing  # type: ignore[method-assign]
+    kserve.ModelServer._serve = serve_nothing
     main_module = importlib.import_module("transformer.__main__")
     main_module.main(transformer_args)
 
