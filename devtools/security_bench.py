@@ -52,7 +52,7 @@ def start_old_transformer(src: Path, fenv: stack.FeatureEnv, ports: stack.Ports,
         *("--feast_repo_path", str(fenv.repo), "--mode", "cached"),
         *("--http_port", str(ports.transformer_http), "--grpc_port", str(ports.transformer_grpc)),
     ]
-    env = {**os.environ, **fenv.env, "PYTHONOPTIMIZE": "1", "PYTHONPATH": str(src)}
+    env = {**stack.child_environ(), **fenv.env, "PYTHONOPTIMIZE": "1", "PYTHONPATH": str(src)}
     with open(logs / "before.log", "wb") as out:
         proc = subprocess.Popen(args, cwd=src, env=env, stdout=out, stderr=subprocess.STDOUT)
     return stack.Server("before", proc, f"http://127.0.0.1:{ports.transformer_http}")

@@ -133,12 +133,31 @@ def wait_ready(server: Server, timeout_s: float = 90.0) -> None:
     raise RuntimeError(f"{server.name} not ready after {timeout_s}s:\n{server.log_tail()}")
 
 
+FEAST_METRICS_DIRS = ("PROMETHEUS_MULTIPROCESS_DIR", "PROMETHEUS_MULTIPROC_DIR")
+
+
+def child_environ() -> dict[str, str]:
+    """``os.environ`` for a server process, without what ``import feast`` put there.
+
+    Feast's ``feast.metrics`` sets ``PROMETHEUS_MULTIPROC_DIR`` (to a temp dir of its own)
+    when imported; a server started from a process that imported Feast would inherit it and
+    run prometheus_client in multiprocess mode: every counter increment a locked write to an
+    mmapped file (a few µs more per request, an open file per metric type), which a
+    transformer started on its own (a container, ``make run``) never does.
+    """
+    env = dict(os.environ)
+    for name in FEAST_METRICS_DIRS:
+        if os.path.basename(env.get(name, "")).startswith("feast_metrics_"):
+            del env[name]
+    return env
+
+
 def _spawn(
     name: str, args: list[str], env: dict[str, str], log_dir: Path | None, http_port: int
 ) -> Server:
     # -O as in the images: Feast's typeguard decorators become no-ops (see the Dockerfiles);
     # PYTHONOPTIMIZE=0 in the environment turns it off.
-    full_env = {"PYTHONOPTIMIZE": "1", **os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    full_env = {"PYTHONOPTIMIZE": "1", **child_environ(), **env, "PYTHONUNBUFFERED": "1"}
     log_path = None
     if log_dir is not None:
         log_path = log_dir / f"{name}.log"

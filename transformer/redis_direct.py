@@ -15,6 +15,7 @@ parity with ``FeatureStore.get_online_features`` for every feature type in the r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -150,12 +151,23 @@ class LeanConnections:
     list, sent every command in one write, and put back only after every reply was read;
     an error or a cancellation closes it instead, so an idle connection never holds unread
     replies. Same connection settings (address, password, TLS, timeouts) as the client.
+
+    The client's read timeout (``socket_timeout``) bounds the whole round trip (the write and
+    every reply) as one deadline, instead of redis-py's per operation: there the write runs
+    in ``asyncio.wait_for`` (a task of its own per command batch) and each reply under its
+    own timer, about 10 µs per read; a timeout is the same ``redis.exceptions.TimeoutError``.
     """
 
-    def __init__(self, make: Callable[[], Any], max_idle: int = 64):
-        self.make = make
+    def __init__(self, make: Callable[[], Any], max_idle: int = 64, timeout: float | None = None):
+        self._make = make
         self.max_idle = max_idle
+        self.timeout = timeout
         self.idle: list[Any] = []
+
+    def make(self) -> Any:
+        conn = self._make()
+        conn.socket_timeout = None  # _run_once holds the deadline for the round trip
+        return conn
 
     @classmethod
     def for_client(cls, client: Any) -> LeanConnections | None:
@@ -164,7 +176,7 @@ class LeanConnections:
         pool = getattr(client, "connection_pool", None)
         if type(client) is not aioredis.Redis or type(pool) is not aioredis.ConnectionPool:
             return None
-        return cls(pool.make_connection)
+        return cls(pool.make_connection, timeout=pool.connection_kwargs.get("socket_timeout"))
 
     async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` (reads) and return their replies.
@@ -194,11 +206,16 @@ class LeanConnections:
         done = False
         try:
             if not conn.is_connected:
-                await conn.connect()
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            replies = [await conn.read_response() for _ in commands]
+                await conn.connect()  # bounded by the client's connect timeout
+            async with asyncio.timeout(self.timeout):
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                replies = [await conn.read_response() for _ in commands]
             done = True
             return replies
+        except TimeoutError:
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+
+            raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
         finally:
             if done and len(self.idle) < self.max_idle:
                 self.idle.append(conn)

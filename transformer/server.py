@@ -22,7 +22,7 @@ from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
-from transformer.monitoring.http import RequestMetrics
+from transformer.monitoring.http import HttpStats
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -173,8 +173,8 @@ def serve(settings: TransformerSettings) -> None:
         model,
         settings,
         grace_period=max(1, int(half)),
-        # request counts/latency must wrap the fast infer path too: outermost layers
-        layers=[RequestMetrics] if settings.monitoring_enabled else [],
+        # request counts/latency, the fast infer path included: in the outermost layer
+        observe=HttpStats().record if settings.monitoring_enabled else None,
         outer=auth.wrap if auth else lambda a: a,
         interceptors=[auth.interceptor()] if auth else [],
         extra_apps=extra_apps,

@@ -184,11 +184,17 @@ def header_protocol(max_header_bytes: int, header_timeout_s: float) -> type[asyn
             self._seen = 0  # bytes received in that phase (an upper bound of the header size)
             self._header_size = 0  # exact size, summed by the parser callbacks
             self._rejected: bytes | None = None
+            # when the headers being read must be complete (None: not reading headers). One
+            # timer per connection checks it and re-arms itself while requests keep coming,
+            # instead of a timer started and cancelled per request (and the cancelled
+            # handles piling up in the event loop's heap until they would have fired).
+            self._deadline: float | None = None
             self._timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)  # type: ignore[arg-type]
-            self._timer = self.loop.call_later(header_timeout_s, self._headers_too_slow)
+            self._deadline = self.loop.time() + header_timeout_s
+            self._timer = self.loop.call_at(self._deadline, self._check_headers)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_timer()
@@ -210,8 +216,10 @@ def header_protocol(max_header_bytes: int, header_timeout_s: float) -> type[asyn
             super().on_message_begin()
             self._in_headers = True
             self._seen = self._header_size = 0
-            if self._timer is None:
-                self._timer = self.loop.call_later(header_timeout_s, self._headers_too_slow)
+            if self._deadline is None:  # else the connection's first request: from connect
+                self._deadline = self.loop.time() + header_timeout_s
+                if self._timer is None:
+                    self._timer = self.loop.call_at(self._deadline, self._check_headers)
 
         def on_url(self, url: bytes) -> None:
             self._header_size += len(url)
@@ -223,7 +231,7 @@ def header_protocol(max_header_bytes: int, header_timeout_s: float) -> type[asyn
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
-            self._stop_timer()
+            self._deadline = None
             if self._header_size > max_header_bytes:
                 self._reject_headers()
                 return
@@ -245,8 +253,16 @@ def header_protocol(max_header_bytes: int, header_timeout_s: float) -> type[asyn
                 f"request line and headers larger than {max_header_bytes} bytes (max_header_bytes)",
             )
 
-        def _headers_too_slow(self) -> None:
+        def _check_headers(self) -> None:
             self._timer = None
+            if self._deadline is None:  # between requests: re-armed by the next one
+                return
+            if self.loop.time() < self._deadline:  # a later request's headers: not yet
+                self._timer = self.loop.call_at(self._deadline, self._check_headers)
+                return
+            self._headers_too_slow()
+
+        def _headers_too_slow(self) -> None:
             if self.transport.is_closing():
                 return
             if self._seen or self._header_size:  # a request was started: tell the client

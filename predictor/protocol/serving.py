@@ -51,16 +51,17 @@ def run_model_server(
     workers: int = 1,
     *,
     grace_period: int = 30,
-    layers: Sequence[Callable[[Any], Any]] = (),
+    observe: Callable[[str, int, float], None] | None = None,
     outer: Callable[[ASGIApp], ASGIApp] = lambda a: a,
     interceptors: Sequence[aio.ServerInterceptor] = (),
     extra_apps: Sequence[tuple[int, ASGIApp]] = (),
 ) -> None:
-    """Serve ``model``; ``grace_period`` bounds the REST and gRPC shutdown; ``layers`` is ASGI
-    middleware that must see every request of the main app, the fast infer path included (it
-    wraps the app outside ``fast_rest.FastInfer``; ``logs.RequestId`` is the outermost of
-    them); ``outer`` wraps every HTTP app (outside the limits: auth), ``interceptors`` run first
-    on every gRPC call, ``extra_apps`` are (port, app) served next to the main one."""
+    """Serve ``model``; ``grace_period`` bounds the REST and gRPC shutdown; ``observe(path,
+    status, seconds)`` is called once per HTTP request of the main app, the fast infer path
+    included (by ``logs.RequestId``, the one layer outside ``fast_rest.FastInfer``: request
+    metrics without a layer of their own); ``outer`` wraps every HTTP app (outside the limits:
+    auth), ``interceptors`` run first on every gRPC call, ``extra_apps`` are (port, app)
+    served next to the main one."""
     # KServe's own app uses FastAPI's deprecated ORJSONResponse; not ours to fix.
     warnings.filterwarnings("ignore", category=FastAPIDeprecationWarning)
     rest.install(app)
@@ -78,8 +79,8 @@ def run_model_server(
         grace_period=grace_period,
     )
     fast_rest.install(app, server.dataplane)
-    for wrap in [*layers, logs.RequestId]:  # x-request-id: logged with each line, echoed back
-        _outermost(app, wrap)
+    # x-request-id (logged with each line, echoed back) and the per-request observer
+    _outermost(app, lambda inner: logs.RequestId(inner, observe))
     # Everything loaded so far (Feast's registry, the model, imports) lives as long as the
     # process: move it out of the collector's sight, so a full collection under load walks
     # only request garbage instead of stalling the event loop for ~100 ms.

@@ -60,6 +60,24 @@ def read_all(s: socket.socket) -> bytes:
     return out
 
 
+def read_response(s: socket.socket) -> tuple[int, bytes]:
+    """One response of a kept-alive connection (its headers, then content-length bytes)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = s.recv(65536)
+        assert chunk, f"connection closed after {raw!r}"
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += s.recv(65536)
+    return status_and_body(head + b"\r\n\r\n" + body)
+
+
 def status_and_body(raw: bytes) -> tuple[int, bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
@@ -135,16 +153,37 @@ def test_headers_just_under_the_limit_pass(predictor):
 def test_slow_headers_get_408_and_the_connection_closes(predictor):
     _, ports = predictor
     with connect(ports) as s:
-        s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n")
-        t0 = time.monotonic()
-        for _ in range(3):  # a slowloris client: a byte now and then, never the blank line
-            time.sleep(HEADER_TIMEOUT_S / 4)
-            s.sendall(b"x")
-        raw = read_all(s)
-        took = time.monotonic() - t0
+        assert_slow_headers_get_408(s)
+
+
+def assert_slow_headers_get_408(s: socket.socket) -> None:
+    """A slowloris request on ``s`` is answered 408 about one header timeout after its
+    first byte, and the connection closed."""
+    s.sendall(b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n")
+    t0 = time.monotonic()
+    for _ in range(3):  # a slowloris client: a byte now and then, never the blank line
+        time.sleep(HEADER_TIMEOUT_S / 4)
+        s.sendall(b"x")
+    raw = read_all(s)
+    took = time.monotonic() - t0
     status, body = status_and_body(raw)
     assert status == 408 and b"header_timeout_s" in body
     assert HEADER_TIMEOUT_S * 0.8 < took < HEADER_TIMEOUT_S + 2
+
+
+def test_kept_alive_connection_outlives_the_header_timeout_until_a_request_is_slow(predictor):
+    """One timer per connection, re-armed per request: complete requests for longer than
+    the timeout keep the connection open; a later request whose headers trickle gets its 408
+    about one timeout after its first byte, not after the connection's start."""
+    _, ports = predictor
+    ready = b"GET /v2/health/ready HTTP/1.1\r\nhost: x\r\n\r\n"
+    with connect(ports) as s:
+        t_end = time.monotonic() + HEADER_TIMEOUT_S * 3
+        while time.monotonic() < t_end:
+            s.sendall(ready)
+            assert read_response(s)[0] == 200
+            time.sleep(HEADER_TIMEOUT_S / 5)
+        assert_slow_headers_get_408(s)
 
 
 def test_an_idle_connection_is_closed_after_the_header_timeout(predictor):

@@ -71,3 +71,55 @@ async def _calls(reg):
             assert (await c.post("/v2/models/m/infer")).status_code == 200
         assert (await c.post("/v2/models/m/labels")).status_code == 400
         assert (await c.get("/boom")).status_code == 500
+
+
+def _exposition(reg):
+    """The text format without the ``_created`` timestamps (they differ by construction)."""
+    from prometheus_client import generate_latest
+
+    lines = generate_latest(reg).decode().splitlines()
+    return [x.rsplit(" ", 1)[0] if "_created{" in x else x for x in lines]
+
+
+def test_exported_exactly_as_prometheus_clients_own_counter_and_histogram():
+    """The hand-made accumulators export what a ``Counter`` + ``Histogram`` would (same names,
+    labels, buckets, _count/_sum/_created), including values on bucket bounds and past them."""
+    from prometheus_client import Counter, Histogram
+
+    from transformer.monitoring.http import BUCKETS, HttpStats
+
+    calls = [
+        ("/v2/models/m/infer", 200, 0.0004),
+        ("/v2/models/m/infer", 200, 0.001),  # on a bound: in le="0.001"
+        ("/v2/models/m/infer", 503, 0.3),
+        ("/v2/models/m/labels", 400, 7.5),  # past the last bound: +Inf only
+        ("/v2/health/ready", 200, 0.0025),
+    ]
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    stats = HttpStats(ours)
+    requests = Counter(
+        "transformer_http_requests",
+        "HTTP requests by endpoint and status class",
+        ["endpoint", "code"],
+        registry=theirs,
+    )
+    latency = Histogram(
+        "transformer_http_request_duration_seconds",
+        "HTTP request latency (to the response start) by endpoint",
+        ["endpoint"],
+        buckets=BUCKETS,
+        registry=theirs,
+    )
+    for path, status, seconds in calls:
+        stats.record(path, status, seconds)
+        requests.labels(endpoint(path), f"{status // 100}xx").inc()
+        latency.labels(endpoint(path)).observe(seconds)
+    assert _exposition(ours) == _exposition(theirs)
+    stats.record("/v2/models/m/infer", 200, 0.01)  # and it keeps counting
+    assert _exposition(ours) != _exposition(theirs)
+    assert (
+        ours.get_sample_value(
+            "transformer_http_request_duration_seconds_bucket", {"endpoint": "infer", "le": "0.01"}
+        )
+        == 3
+    )
