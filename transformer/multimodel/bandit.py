@@ -70,7 +70,7 @@ class BanditConfig(BaseModel):
         "(uniform picks with probability floor x arms); floor x arms must be <= 1",
     )
     indifference: float = Field(
-        0.1,
+        0.05,
         ge=0.0,
         lt=1.0,
         description="thompson: arms whose sampled click rates are within this relative "
