@@ -196,7 +196,7 @@ class Thompson(Policy):
 
     def shares(self, stats: Sequence[ArmStats], draws: int = 4000, seed: int = 0) -> np.ndarray:
         k = len(stats)
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)  # fixed: the gauge moves with the statistics only
         d = rng.beta([s.alpha for s in stats], [s.beta for s in stats], size=(draws, k))
         tied = d >= d.max(axis=1, keepdims=True) * (1.0 - self.indifference)
         p_pick = (tied / tied.sum(axis=1, keepdims=True)).mean(axis=0)
@@ -321,6 +321,7 @@ class SharedStats:
         self.snapshot = [ArmStats() for _ in self.arms]
         self.pending = [0] * len(self.arms)
         self.refreshed_at = -math.inf
+        self._shares_done = False
         self._task: asyncio.Task[None] | None = None
 
     def count_request(self, arm: int) -> None:
@@ -347,16 +348,23 @@ class SharedStats:
 
     def apply(self, raw: dict[Any, Any]) -> None:
         h = {_s(k): int(v) for k, v in raw.items()}
-        self.snapshot = [
+        snapshot = [
             ArmStats(h.get(f"{a}|requests", 0), h.get(f"{a}|trials", 0), h.get(f"{a}|reward", 0))
             for a in self.arms
         ]
         self.refreshed_at = time.monotonic()
-        shares = self.policy.shares(self.snapshot)
-        for a, s, share in zip(self.arms, self.snapshot, shares, strict=True):
+        rewards = [(s.trials, s.reward) for s in snapshot]
+        changed = rewards != [(s.trials, s.reward) for s in self.snapshot] or not self._shares_done
+        self.snapshot = snapshot
+        for a, s in zip(self.arms, snapshot, strict=True):
+            self.metrics.shared_requests.labels(a).set(s.requests)
+        if not changed:  # the posteriors did not move: the shares neither
+            return
+        self._shares_done = True
+        shares = self.policy.shares(snapshot, draws=2000)
+        for a, s, share in zip(self.arms, snapshot, shares, strict=True):
             self.metrics.posterior_mean.labels(a).set(s.mean)
             self.metrics.share.labels(a).set(float(share))
-            self.metrics.shared_requests.labels(a).set(s.requests)
             self.metrics.shared_trials.labels(a).set(s.trials)
 
     async def run(self) -> None:
@@ -410,26 +418,32 @@ class BanditClient:
         self.cooldown_s = cooldown_s
         self.rng = random.Random(seed)
         self.clock = clock
+        self._all = list(range(len(arms)))
+        self._answered = [metrics.requests.labels(a.version) for a in arms]  # no lookup per call
 
-    def order(self) -> list[int]:
-        """Arms to try, in order: the policy's pick among healthy arms, then the others
-        (healthy ones first, best posterior mean first)."""
-        now = self.clock()
-        healthy = [i for i, a in enumerate(self.arms) if a.down_until <= now]
-        snap = self.stats.snapshot
-        if not healthy:  # all cooling down: try them all rather than fail at once
-            return sorted(range(len(self.arms)), key=lambda i: -snap[i].mean)
-        first = self.policy.choose(snap, healthy, self.rng)
-        rest = sorted(
-            (i for i in range(len(self.arms)) if i != first),
-            key=lambda i: (i not in healthy, -snap[i].mean),
-        )
-        return [first, *rest]
+    def first(self) -> int:
+        """The policy's pick among the healthy arms (all arms if none is)."""
+        arms = self.arms
+        if any(a.down_until != -math.inf for a in arms):
+            now = self.clock()
+            healthy = [i for i in self._all if arms[i].down_until <= now] or self._all
+        else:
+            healthy = self._all
+        return self.policy.choose(self.stats.snapshot, healthy, self.rng)
+
+    def fallbacks(self, tried: set[int]) -> list[int]:
+        """After a failure: the arms not tried yet, healthy ones first, best mean first."""
+        now, snap = self.clock(), self.stats.snapshot
+        rest = [i for i in self._all if i not in tried]
+        return sorted(rest, key=lambda i: (self.arms[i].down_until > now, -snap[i].mean))
 
     async def infer(self, features: list[FeatureSpec], matrix: np.ndarray) -> Prediction:
         self.stats.ensure_started()
         failures: list[tuple[Arm, UpstreamError]] = []
-        for i in self.order():
+        i = self.first()
+        order = [i]
+        while order:
+            i = order.pop(0)
             arm = self.arms[i]
             try:
                 pred = await arm.client.infer(features, matrix)
@@ -438,10 +452,13 @@ class BanditClient:
                 self.metrics.failures.labels(arm.version, type(e).__name__).inc()
                 log.warning("bandit arm %s failed (%s); trying another arm", arm.version, e)
                 failures.append((arm, e))
+                if len(failures) == 1:
+                    order = self.fallbacks({i})
                 continue
-            arm.down_until = -math.inf
-            self.stats.count_request(i)
-            self.metrics.requests.labels(arm.version).inc()
+            if arm.down_until != -math.inf:
+                arm.down_until = -math.inf
+            self.stats.pending[i] += 1
+            self._answered[i].inc()
             return Prediction(pred.scores, pred.model_version or arm.version)
         raise _all_failed(failures)
 

@@ -62,6 +62,7 @@ class PredictionRecorder:
         self._counter = itertools.count(1)
         self.queue: asyncio.Queue[tuple[str, str, int, float, float]] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._store: Any = None
 
     def record(self, users: np.ndarray, scores: np.ndarray, versions: Sequence[str]) -> list[str]:
         """An id per row answered by a model (``versions[i]`` set), "" for default answers."""
@@ -103,14 +104,15 @@ class PredictionRecorder:
                     self.queue.task_done()
 
     async def write(self, rows: list[tuple[str, str, int, float, float]]) -> bool:
+        """One script call per batch: the client only packs arguments (redis-py spends ~15 us
+        of CPU per pipelined command, three commands a row: measured 3x the CPU)."""
+        args: list[Any] = [self.ttl_ms, self.prefix]
+        for row in rows:
+            args += row
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for pid, arm, user, score, at in rows:
-                    k = self.record_key(pid)
-                    pipe.hset(k, mapping={"arm": arm, "user": user, "score": score, "at": at})
-                    pipe.pexpire(k, self.ttl_ms)
-                    pipe.set(self.user_key(user, arm), pid, px=self.ttl_ms)
-                await pipe.execute()
+            if self._store is None:
+                self._store = self.redis.register_script(STORE)
+            await self._store(keys=[f"{self.prefix}:stats"], args=args)
         except Exception as e:  # Redis down: the requests were answered; feedback will 404
             self.metrics.records_dropped.inc(len(rows))
             log.warning("storing %d prediction records failed: %s", len(rows), e)
@@ -125,6 +127,20 @@ class PredictionRecorder:
                 log.error("shutdown: %d prediction records not stored", self.queue.qsize())
             self._task.cancel()
 
+
+# KEYS[1]: the stats hash (routes the call to the slot of the {prefix} hash tag every key
+# shares); ARGV: ttl (ms), the key prefix, then per row id, arm, user, score, time.
+STORE = """
+local ttl, p = ARGV[1], ARGV[2]
+for i = 3, #ARGV, 5 do
+  local k = p .. ':p:' .. ARGV[i]
+  redis.call('HSET', k, 'arm', ARGV[i + 1], 'user', ARGV[i + 2], 'score', ARGV[i + 3],
+             'at', ARGV[i + 4])
+  redis.call('PEXPIRE', k, ttl)
+  redis.call('SET', p .. ':u:' .. ARGV[i + 2] .. ':' .. ARGV[i + 1], ARGV[i], 'PX', ttl)
+end
+return (#ARGV - 2) / 5
+"""
 
 # KEYS[1]: the stats hash; KEYS[2..]: prediction records; ARGV[i]: the reward for KEYS[i+1].
 # All or nothing on unknown ids; then per id: applied (1, arm, score) or duplicate (2, arm).
