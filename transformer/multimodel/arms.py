@@ -133,7 +133,12 @@ def build(
         metrics,
     )
     recorder = PredictionRecorder(
-        redis, cfg.key_prefix, cfg.prediction_ttl_s, cfg.record_queue_size, metrics
+        redis,
+        cfg.key_prefix,
+        cfg.prediction_ttl_s,
+        cfg.record_queue_size,
+        metrics,
+        cfg.record_linger_ms / 1000,
     )
     log.info(
         "bandit: %s over %s, statistics in %s",

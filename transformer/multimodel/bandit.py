@@ -98,6 +98,14 @@ class BanditConfig(BaseModel):
         pattern=r"^[A-Za-z0-9:_.-]+$",
         description="Redis key prefix (in a {hash tag}: one cluster slot for every key)",
     )
+    record_linger_ms: float = Field(
+        50.0,
+        ge=0.0,
+        le=1000.0,
+        description="Gather prediction records this long before writing them in one call "
+        "(feedback reaching this replica waits for its records; another replica may answer "
+        "404 for a prediction younger than this)",
+    )
     record_queue_size: int = Field(
         10_000, ge=1, description="Prediction records waiting to be written before new ones drop"
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -39,7 +40,8 @@ from transformer.multimodel.bandit import BanditMetrics, keys_prefix
 log = logging.getLogger(__name__)
 
 MAX_ITEMS = 10_000  # feedback items per call
-WRITE_BATCH = 512  # records per Redis pipeline
+WRITE_BATCH = 512  # records per Redis call
+Record = tuple[str, str, int, float, float, int]  # id, arm, user, score, time, id counter
 
 
 class PredictionRecorder:
@@ -52,17 +54,22 @@ class PredictionRecorder:
         ttl_s: float,
         queue_size: int,
         metrics: BanditMetrics,
+        linger_s: float = 0.0,
     ):
         self.redis = redis
+        self.linger_s = linger_s
         self.prefix = keys_prefix(prefix)
         self.ttl_ms = int(ttl_s * 1000)
         self.metrics = metrics
         # unique across replicas and restarts: 64 random bits per process, then a counter
         self._id_prefix = secrets.token_hex(8)
         self._counter = itertools.count(1)
-        self.queue: asyncio.Queue[tuple[str, str, int, float, float]] = asyncio.Queue(queue_size)
+        self.queue: asyncio.Queue[Record] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._store: Any = None
+        self._issued = 0  # counter of the last id handed out
+        self._written = 0  # every id up to this one is stored (or dropped)
+        self._urgent = asyncio.Event()  # feedback is waiting: write without lingering
 
     def record(self, users: np.ndarray, scores: np.ndarray, versions: Sequence[str]) -> list[str]:
         """An id per row answered by a model (``versions[i]`` set), "" for default answers."""
@@ -76,12 +83,15 @@ class PredictionRecorder:
             if not v:
                 ids.append("")
                 continue
-            pid = f"{p}{next(c):x}"
+            n = next(c)
+            pid = f"{p}{n:x}"
             ids.append(pid)
             try:
-                self.queue.put_nowait((pid, v, int(u), float(s), now))
+                self.queue.put_nowait((pid, v, int(u), float(s), now, n))
             except asyncio.QueueFull:
                 dropped += 1
+            else:
+                self._issued = n
         if dropped:
             self.metrics.records_dropped.inc(dropped)
         return ids
@@ -95,20 +105,36 @@ class PredictionRecorder:
     async def _run(self) -> None:
         while True:
             batch = [await self.queue.get()]
+            if self.linger_s > 0 and not self._urgent.is_set():  # gather a batch
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self.linger_s)
+            self._urgent.clear()
             while len(batch) < WRITE_BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
                 await self.write(batch)
             finally:
+                self._written = batch[-1][5]
                 for _ in batch:
                     self.queue.task_done()
 
-    async def write(self, rows: list[tuple[str, str, int, float, float]]) -> bool:
+    async def stored(self, timeout_s: float = 1.0) -> None:
+        """Wait until every record queued so far is written (feedback on this replica for a
+        prediction it just answered must not miss its record)."""
+        target = self._issued
+        deadline = time.monotonic() + timeout_s
+        while self._written < target and self._task is not None and not self._task.done():
+            self._urgent.set()
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.001)
+
+    async def write(self, rows: list[Record]) -> bool:
         """One script call per batch: the client only packs arguments (redis-py spends ~15 us
         of CPU per pipelined command, three commands a row: measured 3x the CPU)."""
         args: list[Any] = [self.ttl_ms, self.prefix]
         for row in rows:
-            args += row
+            args += row[:5]
         try:
             if self._store is None:
                 self._store = self.redis.register_script(STORE)
@@ -243,6 +269,7 @@ class FeedbackService:
     async def apply(self, items: list[Item]) -> dict[str, int]:
         """Raises FeedbackError (404 naming unknown ids); Redis errors propagate (503)."""
         rec = self.recorder
+        await rec.stored()  # records of this replica's recent answers are in Redis first
         by_user = [it for it in items if it.prediction_id is None]
         if by_user:  # resolve user + model version to the latest prediction id
             async with self.redis.pipeline(transaction=False) as pipe:

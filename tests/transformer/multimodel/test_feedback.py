@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import numpy as np
@@ -78,13 +79,13 @@ def test_feedback_is_atomic_idempotent_and_shared(redis):
         prefix = f"fb-{uuid.uuid4().hex[:8]}"  # the session's Redis holds other tests' data
         registry = CollectorRegistry()
         metrics = BanditMetrics(registry)
-        rec = PredictionRecorder(r, prefix, 60.0, 100, metrics)
+        rec = PredictionRecorder(r, prefix, 60.0, 100, metrics, linger_s=5.0)
         monitor = Monitor()
         svc = FeedbackService(rec, metrics, monitor)
         ids = rec.record(np.array([1, 2, 3]), np.array([0.9, 0.2, 0.0]), ["va", "vb", ""])
         assert ids[0] and ids[1] and ids[2] == "" and ids[0] != ids[1]
-        await rec.flush(5.0)
-        assert 0 < await r.pttl(rec.record_key(ids[0])) <= 60_000
+        await asyncio.sleep(0.05)
+        assert await r.exists(rec.record_key(ids[0])) == 0  # lingering: not written yet
         items = parse_feedback(
             {
                 "feedback": [
@@ -94,7 +95,11 @@ def test_feedback_is_atomic_idempotent_and_shared(redis):
                 ]
             }
         )
+        # feedback on this replica does not wait out the linger, nor miss the records
+        t0 = time.monotonic()
         assert await svc.apply(items) == {"received": 3, "applied": 2, "duplicates": 1}
+        assert time.monotonic() - t0 < 2.0
+        assert 0 < await r.pttl(rec.record_key(ids[0])) <= 60_000
         # the same again, concurrently from two "replicas": nothing more is counted
         again = [svc.apply(parse_feedback({"prediction_id": i, "reward": 1})) for i in ids[:2]]
         assert [x["duplicates"] for x in await asyncio.gather(*again, *again)] == [1, 1, 1, 1]
