@@ -131,6 +131,7 @@ def build(
         cfg.refresh_ms / 1000,
         make_policy(cfg),
         metrics,
+        cfg.seed,
     )
     recorder = PredictionRecorder(
         redis,

@@ -175,6 +175,12 @@ class Policy:
         """The expected share of requests per arm under the current statistics."""
         raise NotImplementedError
 
+    def pool(self, stats: Sequence[ArmStats], size: int, rng: np.random.Generator) -> np.ndarray:
+        """``size`` independent picks among all arms, vectorized: what ``choose`` returns,
+        drawn ahead. The statistics only change at a refresh, so picks drawn right after it
+        are draws from the same distribution as picks drawn per request."""
+        raise NotImplementedError
+
 
 class Thompson(Policy):
     """Draw a click rate per arm from its Beta posterior, pick the highest; with probability
@@ -210,6 +216,15 @@ class Thompson(Policy):
         p_pick = (tied / tied.sum(axis=1, keepdims=True)).mean(axis=0)
         return self.floor + (1.0 - self.floor * k) * p_pick
 
+    def pool(self, stats: Sequence[ArmStats], size: int, rng: np.random.Generator) -> np.ndarray:
+        k = len(stats)
+        d = rng.beta([s.alpha for s in stats], [s.beta for s in stats], size=(size, k))
+        tied = d >= d.max(axis=1, keepdims=True) * (1.0 - self.indifference)
+        picks = (tied * rng.random((size, k))).argmax(axis=1)  # uniform among the tied
+        uniform = rng.random(size) < self.floor * k
+        picks[uniform] = rng.integers(0, k, int(uniform.sum()))
+        return picks
+
 
 class EpsilonGreedy(Policy):
     """The arm with the highest posterior mean; with probability ``epsilon`` a uniform one."""
@@ -230,6 +245,15 @@ class EpsilonGreedy(Policy):
         greedy = (means == means.max()).astype(float)
         return self.epsilon / k + (1.0 - self.epsilon) * greedy / greedy.sum()
 
+    def pool(self, stats: Sequence[ArmStats], size: int, rng: np.random.Generator) -> np.ndarray:
+        k = len(stats)
+        means = np.array([s.mean for s in stats])
+        best = np.flatnonzero(means == means.max())
+        picks = best[rng.integers(0, len(best), size)]
+        explore = rng.random(size) < self.epsilon
+        picks[explore] = rng.integers(0, k, int(explore.sum()))
+        return picks
+
 
 def make_policy(cfg: BanditConfig) -> Policy:
     if cfg.policy == "thompson":
@@ -238,6 +262,9 @@ def make_policy(cfg: BanditConfig) -> Policy:
 
 
 # --- shared statistics in Redis --------------------------------------------------------------
+
+
+POOL = 4096  # picks drawn ahead per refresh (more than a replica serves in refresh_ms)
 
 
 def keys_prefix(prefix: str) -> str:
@@ -319,6 +346,7 @@ class SharedStats:
         refresh_s: float,
         policy: Policy,
         metrics: BanditMetrics,
+        seed: int | None = None,
     ):
         self.redis = redis
         self.key = f"{keys_prefix(prefix)}:stats"
@@ -330,6 +358,10 @@ class SharedStats:
         self.pending = [0] * len(self.arms)
         self.refreshed_at = -math.inf
         self._shares_done = False
+        # picks drawn ahead at each refresh for requests while every arm is healthy
+        self.picks: np.ndarray | None = None
+        self.pick_pos = 0
+        self._np_rng = np.random.default_rng(seed)
         self._task: asyncio.Task[None] | None = None
 
     def count_request(self, arm: int) -> None:
@@ -364,6 +396,8 @@ class SharedStats:
         rewards = [(s.trials, s.reward) for s in snapshot]
         changed = rewards != [(s.trials, s.reward) for s in self.snapshot] or not self._shares_done
         self.snapshot = snapshot
+        # fresh picks every refresh: at most refresh_s of requests consume them
+        self.picks, self.pick_pos = self.policy.pool(snapshot, POOL, self._np_rng), 0
         for a, s in zip(self.arms, snapshot, strict=True):
             self.metrics.shared_requests.labels(a).set(s.requests)
         if not changed:  # the posteriors did not move: the shares neither
@@ -430,14 +464,18 @@ class BanditClient:
         self._answered = [metrics.requests.labels(a.version) for a in arms]  # no lookup per call
 
     def first(self) -> int:
-        """The policy's pick among the healthy arms (all arms if none is)."""
-        arms = self.arms
+        """The policy's pick among the healthy arms (all arms if none is): from the picks
+        drawn ahead at the last refresh while every arm is healthy (no per-request draws)."""
+        arms, st = self.arms, self.stats
         if any(a.down_until != -math.inf for a in arms):
             now = self.clock()
             healthy = [i for i in self._all if arms[i].down_until <= now] or self._all
         else:
             healthy = self._all
-        return self.policy.choose(self.stats.snapshot, healthy, self.rng)
+            if st.picks is not None and st.pick_pos < len(st.picks):
+                st.pick_pos += 1
+                return int(st.picks[st.pick_pos - 1])
+        return self.policy.choose(st.snapshot, healthy, self.rng)
 
     def fallbacks(self, tried: set[int]) -> list[int]:
         """After a failure: the arms not tried yet, healthy ones first, best mean first."""

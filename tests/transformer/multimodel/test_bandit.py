@@ -238,3 +238,35 @@ def test_refresh_parses_the_shared_hash_into_posteriors():
     ) == pytest.approx(7 / 10)
     share = registry.get_sample_value("transformer_bandit_traffic_share", {"arm": "b"})
     assert 0.05 <= share < 0.2
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [Thompson(0.05, 0.1), Thompson(0.0, 0.0), EpsilonGreedy(0.1)],
+    ids=["thompson", "plain", "epsilon"],
+)
+def test_picks_drawn_ahead_follow_the_same_distribution_as_choose(policy):
+    """The serving path takes its picks from a pool drawn at each refresh (no draws per
+    request); it must be the policy's distribution, floor and ties included."""
+    stats = [ArmStats(0, 300, 40), ArmStats(0, 300, 33), ArmStats(0, 50, 2)]
+    n = 20_000
+    pool = policy.pool(stats, n, np.random.default_rng(1))
+    rng = random.Random(1)
+    one_by_one = [policy.choose(stats, [0, 1, 2], rng) for _ in range(n)]
+    a = np.bincount(pool, minlength=3) / n
+    b = np.bincount(one_by_one, minlength=3) / n
+    assert a == pytest.approx(b, abs=0.015)
+    assert a == pytest.approx(policy.shares(stats, draws=20_000), abs=0.015)
+
+
+def test_the_client_uses_the_pool_only_while_every_arm_is_healthy():
+    bad, good, clock = FakeArm("a", PredictorUnavailable("refused")), FakeArm("b"), Clock()
+    c, stats, _ = client([bad, good], clock)
+    stats.apply({b"a|trials": b"100", b"a|reward": b"90", b"b|trials": b"100", b"b|reward": b"1"})
+    assert stats.picks is not None and (stats.picks == 0).mean() > 0.95  # a is the best arm
+    before = stats.pick_pos
+    assert infer(c).model_version == "b"  # a (from the pool) failed: b answered
+    assert stats.pick_pos == before + 1
+    for _ in range(10):  # a cools down: choices come from the policy among healthy arms
+        assert infer(c).model_version == "b"
+    assert stats.pick_pos == before + 1 and bad.calls == 1
