@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import redis as redis_py
 
 from devtools import stack
 from devtools.bench.load import Load, run_wrk
-from devtools.monitoring_ab import interleave
+from devtools.monitoring_ab import interleave, throwaway_repo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,12 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--users", type=int, default=2000)
     a = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="bandit-ab-"))
-    repo = tmp / "feature_repo"
-    repo.mkdir()
-    for f in (stack.ROOT / "feature_repo").iterdir():
-        if f.is_file():
-            (repo / f.name).write_bytes(f.read_bytes())
+    tmp, repo = throwaway_repo("bandit-ab-")
     with stack.redis_server() as redis:
         fenv = stack.FeatureEnv(repo, redis.connection_string)
         stack.prepare_features(fenv, n_users=a.users, force=True)

@@ -34,12 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--users", type=int, default=2000)
     a = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="monitoring-ab-"))
-    repo = tmp / "feature_repo"
-    repo.mkdir()
-    for f in (stack.ROOT / "feature_repo").iterdir():
-        if f.is_file():
-            (repo / f.name).write_bytes(f.read_bytes())
+    tmp, repo = throwaway_repo("monitoring-ab-")
     with stack.redis_server() as redis:
         fenv = stack.FeatureEnv(repo, redis.connection_string)
         stack.prepare_features(fenv, n_users=a.users, force=True)
@@ -75,6 +70,17 @@ def main(argv: list[str] | None = None) -> None:
             interleave(arms, loads, [int(x) for x in a.concurrency.split(",")], a.rounds, a.seconds)
         finally:
             stack.stop(*servers)
+
+
+def throwaway_repo(prefix: str) -> tuple[Path, Path]:
+    """A temporary folder holding a copy of feature_repo (its files, not its data)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    repo = tmp / "feature_repo"
+    repo.mkdir()
+    for f in (stack.ROOT / "feature_repo").iterdir():
+        if f.is_file():
+            (repo / f.name).write_bytes(f.read_bytes())
+    return tmp, repo
 
 
 def interleave(
