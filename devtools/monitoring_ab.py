@@ -34,12 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", default="1,32")
     p.add_argument("--users", type=int, default=2000)
     a = p.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="monitoring-ab-"))
-    repo = tmp / "feature_repo"
-    repo.mkdir()
-    for f in (stack.ROOT / "feature_repo").iterdir():
-        if f.is_file():
-            (repo / f.name).write_bytes(f.read_bytes())
+    tmp, repo = throwaway_repo("monitoring-ab-")
     with stack.redis_server() as redis:
         fenv = stack.FeatureEnv(repo, redis.connection_string)
         stack.prepare_features(fenv, n_users=a.users, force=True)
@@ -72,27 +67,52 @@ def main(argv: list[str] | None = None) -> None:
                 k: Load(f"{s.url}/v2/models/click-model/infer", script, env)
                 for k, s in arms.items()
             }
-            for c in [int(x) for x in a.concurrency.split(",")]:
-                for load in loads.values():
-                    run_wrk(load, c, 2)  # warm-up
-                res: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
-                for r in range(a.rounds):
-                    for name in ("off", "on") if r % 2 == 0 else ("on", "off"):
-                        pid = arms[name].proc.pid
-                        cpu0 = cpu_seconds(pid)
-                        rec = run_wrk(loads[name], c, a.seconds)
-                        us = (cpu_seconds(pid) - cpu0) / max(rec["requests"], 1) * 1e6
-                        res[name].append((rec["rps"], rec["latency_ms"]["p50"], us))
-                for i, what in enumerate(("requests/s", "p50", "CPU us/request")):
-                    ratios = [on[i] / off[i] for off, on in zip(res["off"], res["on"], strict=True)]
-                    total = sum(x[i] for x in res["on"]) / sum(x[i] for x in res["off"])
-                    print(
-                        f"c={c} {what}: on/off per pair {[round(x, 3) for x in ratios]}, "
-                        f"median {statistics.median(ratios):.3f}, of totals {total:.3f}",
-                        flush=True,
-                    )
+            interleave(arms, loads, [int(x) for x in a.concurrency.split(",")], a.rounds, a.seconds)
         finally:
             stack.stop(*servers)
+
+
+def throwaway_repo(prefix: str) -> tuple[Path, Path]:
+    """A temporary folder holding a copy of feature_repo (its files, not its data)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    repo = tmp / "feature_repo"
+    repo.mkdir()
+    for f in (stack.ROOT / "feature_repo").iterdir():
+        if f.is_file():
+            (repo / f.name).write_bytes(f.read_bytes())
+    return tmp, repo
+
+
+def interleave(
+    servers: dict[str, stack.Server],
+    loads: dict[str, Load],
+    concurrency: list[int],
+    rounds: int,
+    seconds: int,
+) -> None:
+    """Short wrk runs against the two servers (baseline first in ``servers``) in ABBA order
+    per concurrency; prints per-pair ratios B/A of throughput, p50 and the server process's
+    CPU time per request."""
+    a, b = list(servers)
+    for c in concurrency:
+        for load in loads.values():
+            run_wrk(load, c, 2)  # warm-up
+        res: dict[str, list[tuple[float, float, float]]] = {a: [], b: []}
+        for r in range(rounds):
+            for name in (a, b) if r % 2 == 0 else (b, a):
+                pid = servers[name].proc.pid
+                cpu0 = cpu_seconds(pid)
+                rec = run_wrk(loads[name], c, seconds)
+                us = (cpu_seconds(pid) - cpu0) / max(rec["requests"], 1) * 1e6
+                res[name].append((rec["rps"], rec["latency_ms"]["p50"], us))
+        for i, what in enumerate(("requests/s", "p50", "CPU us/request")):
+            ratios = [y[i] / x[i] for x, y in zip(res[a], res[b], strict=True)]
+            total = sum(x[i] for x in res[b]) / sum(x[i] for x in res[a])
+            print(
+                f"c={c} {what}: {b}/{a} per pair {[round(x, 3) for x in ratios]}, "
+                f"median {statistics.median(ratios):.3f}, of totals {total:.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -185,11 +185,16 @@ def check(tokens: Tokens, token: bytes | None, needed: str) -> Denied | None:
     return None
 
 
+def _is_feedback(path: str) -> bool:
+    """``/v2/models/{name}/feedback``: rewards steer the bandit's traffic, so scope write."""
+    return path.startswith("/v2/models/") and path.endswith("/feedback")
+
+
 def required_scope(scope: Scope, probes_public: bool) -> str | None:
     """The scope an HTTP request needs (None: public)."""
     if is_probe(scope):
         return None if probes_public else ANY
-    if scope["path"] == WRITE_PATH:
+    if scope["path"] == WRITE_PATH or _is_feedback(scope["path"]):
         return "write"
     return "infer"
 

@@ -47,6 +47,7 @@ class Answer:
     source: list[str] = field(default_factory=list)
     feature_status: list[str] = field(default_factory=list)
     features: dict[str, list[Any]] = field(default_factory=dict)
+    prediction_id: list[str] = field(default_factory=list)  # bandit on: "" for default rows
 
 
 def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
@@ -85,6 +86,8 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             InferOutput("prediction_source", [n], "BYTES", answer.source),
             InferOutput("feature_status", [n], "BYTES", answer.feature_status),
         ]
+        if answer.prediction_id:
+            outputs.append(InferOutput("prediction_id", [n], "BYTES", answer.prediction_id))
         outputs += [
             InferOutput(name, [n], "FP64", _fp64(values))
             for name, values in answer.features.items()
@@ -108,6 +111,8 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             "prediction_source": answer.source[i],
             "feature_status": answer.feature_status[i],
         }
+        if answer.prediction_id:
+            row["prediction_id"] = answer.prediction_id[i]
         if answer.features:
             row["features"] = {k: v[i] for k, v in answer.features.items()}
         predictions.append(row)

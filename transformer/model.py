@@ -53,6 +53,10 @@ class Pending:
 
 class FeastTransformer(Model):
     monitor: Any = None  # transformer.monitoring.views.Monitoring, set by server.build
+    # transformer.multimodel.feedback.PredictionRecorder when the bandit is on: a
+    # prediction_id per scored row, its record stored off the request path
+    recorder: Any = None
+    bandit: Any = None  # transformer.multimodel.arms.Bandit (its lifecycle), set by server.build
 
     def __init__(
         self,
@@ -103,6 +107,8 @@ class FeastTransformer(Model):
         ]
 
     def get_output_types(self) -> list[dict[str, Any]]:
+        if self.recorder is not None:
+            return [*OUTPUTS, {"name": "prediction_id", "datatype": "BYTES", "shape": [-1]}]
         return OUTPUTS
 
     def validate(self, payload: Any) -> Any:
@@ -232,6 +238,10 @@ class FeastTransformer(Model):
             self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)
         for label in set(source):
             self.metrics.predictions.labels(source=label).inc(source.count(label))
+        ids: list[str] = []
+        if self.recorder is not None:
+            users = payload.decoded.columns[self.reader.join_key]
+            ids = self.recorder.record(users, score, version)
         if payload.store_unavailable:
             status = np.full(n, "unavailable")
         else:
@@ -243,6 +253,7 @@ class FeastTransformer(Model):
             source=source,
             feature_status=status.tolist(),
             features=payload.feature_values if payload.decoded.return_features else {},
+            prediction_id=ids,
         )
 
     async def postprocess(

@@ -23,6 +23,8 @@ from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import HttpStats
+from transformer.multimodel import arms as bandit_arms
+from transformer.multimodel import feedback as bandit_feedback
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -41,7 +43,18 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
     """Everything the transformer needs, checked before the server starts."""
     rules = load_rules(settings.rules_file)
     client_factory: Callable[[], PredictorClient]
-    if settings.collocated_model_dir is not None:
+    bandit = None
+    if settings.bandit_file is not None:  # several arms behind one PredictorClient
+        bandit = bandit_arms.build(
+            settings.bandit_file,
+            settings.bandit_redis,
+            settings.model_name,
+            settings.predictor_timeout_s,
+            settings.predictor_wait_s,
+        )
+        model_features, versions = bandit.features, bandit.versions
+        client_factory = bandit.client
+    elif settings.collocated_model_dir is not None:
         loaded = load_model(settings.collocated_model_dir)
         model_features = list(loaded.metadata.features)
         versions = [loaded.metadata.version]
@@ -111,6 +124,10 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         version=versions[0] if versions else "",
     )
     model.monitor = monitoring.build(settings, [f.name for f in model_features])
+    if bandit is not None:
+        model.recorder = bandit.recorder
+        bandit.feedback.monitor = model.monitor  # feedback feeds live quality too
+    model.bandit = bandit
     return model
 
 
@@ -131,6 +148,8 @@ class _Lifecycle:
         if self.task:
             self.task.cancel()
         await self.model.close(flush_timeout_s=self.grace_s)
+        if self.model.bandit is not None:
+            await self.model.bandit.close(self.grace_s)
 
 
 def serve(settings: TransformerSettings) -> None:
@@ -163,6 +182,9 @@ def serve(settings: TransformerSettings) -> None:
         app.router.on_startup.append(auth.start)
         app.router.on_shutdown.append(auth.stop)
     monitoring.install_routes(app, settings.model_name, model.monitor)
+    bandit_feedback.install_route(
+        app, settings.model_name, model.bandit.feedback if model.bandit is not None else None
+    )
     names = [f.name for f in model.model_features]
     version = model.monitor.model_version if model.monitor is not None else ""
     if (payload := payload_log.build(settings, names, version)) is not None:

@@ -219,6 +219,19 @@ class TransformerSettings(LimitSettings):
         description="Require a token (any scope) for health, readiness and /metrics too; off: "
         "kubelet probes and Prometheus need none",
     )
+    # --- multi-armed bandit over model versions (docs/multi-model.md#bandit) ---
+    bandit_file: Path | None = Field(
+        None,
+        description="YAML of the bandit (arms = predictor endpoints of different model "
+        "versions, policy, floor, epsilon, refresh_ms, prediction_ttl_s); unset: one "
+        "predictor, no bandit. When set, predictor_host is unused and responses carry "
+        "prediction_id",
+    )
+    bandit_redis: str | None = Field(
+        None,
+        description="Redis of the bandit's shared statistics and prediction records: host:port "
+        "or redis://[:password@]host:port/db (required with bandit_file)",
+    )
     producer_port: int | None = Field(
         None,
         ge=1,

@@ -153,6 +153,9 @@ async def ok_app(scope, receive, send):
         ("POST", "/v2/models/m/infer", f"Bearer {B}", 403),
         ("POST", "/producer/v1/write", f"Bearer {A}", 403),
         ("POST", "/producer/v1/write", f"Bearer {B}", 200),
+        ("POST", "/v2/models/m/feedback", f"Bearer {A}", 403),  # rewards steer the bandit
+        ("POST", "/v2/models/m/feedback", f"Bearer {B}", 200),
+        ("POST", "/v2/models/m/labels", f"Bearer {A}", 200),
         ("GET", "/v2/health/ready", None, 200),
         ("GET", "/metrics", None, 200),
         ("POST", "/metrics", None, 401),  # only GET/HEAD are probes

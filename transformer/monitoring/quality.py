@@ -110,7 +110,14 @@ class QualityMonitor:
         """Join outcomes to predictions; returns how many joined."""
         scores = self.log.lookup(users, at, self.join_window_s)
         ok = ~np.isnan(scores)
-        s, y = scores[ok][-len(self._scores) :], outcomes[ok][-len(self._scores) :]
+        self.add_pairs(scores[ok], outcomes[ok])
+        self.unmatched += len(users) - int(ok.sum())
+        return int(ok.sum())
+
+    def add_pairs(self, scores: np.ndarray, outcomes: np.ndarray) -> None:
+        """(score, outcome) pairs already joined, e.g. by prediction id (the bandit's
+        feedback call: transformer/multimodel/feedback.py)."""
+        s, y = scores[-len(self._scores) :], outcomes[-len(self._scores) :]
         with self._lock:
             pos = (self._head + np.arange(len(s))) % len(self._scores)
             self._scores[pos] = s
@@ -118,10 +125,7 @@ class QualityMonitor:
             self._head = int((self._head + len(s)) % len(self._scores))
             self._n = min(self._n + len(s), len(self._scores))
             self._snap = None
-        n_ok = int(ok.sum())
-        self.joined += n_ok
-        self.unmatched += len(users) - n_ok
-        return n_ok
+        self.joined += len(scores)
 
     def snapshot(self) -> QualitySnapshot:
         now = time.monotonic()

@@ -224,8 +224,8 @@ def parse_labels(body: Any, now: float) -> tuple[np.ndarray, np.ndarray, np.ndar
             raise LabelError(f"labels[{i}]: must be an object")
         if "prediction_id" in r:
             raise LabelError(
-                f"labels[{i}]: prediction_id is not supported (responses carry none); "
-                "give user_id and timestamp"
+                f"labels[{i}]: prediction_id is not supported here; give user_id and "
+                "timestamp, or send it to POST /v2/models/<name>/feedback (bandit on)"
             )
         unknown = sorted(set(r) - {"user_id", "outcome", "timestamp"})
         if unknown:
