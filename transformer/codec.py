@@ -34,6 +34,7 @@ class Decoded:
     return_features: bool = False
     use_cache: bool = True
     request_id: str = ""
+    return_members: bool = False  # an ensemble's per-member scores (docs/multi-model.md)
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Answer:
     source: list[str] = field(default_factory=list)
     feature_status: list[str] = field(default_factory=list)
     features: dict[str, list[Any]] = field(default_factory=dict)
+    members: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
 
 
 def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
@@ -59,6 +61,7 @@ def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
             return_features=bool_param(payload, "return_features", False),
             use_cache=bool_param(payload, "cache", True),
             request_id=payload.id or "",
+            return_members=bool_param(payload, "return_members", False),
         )
     cols, n = decode_v1(payload, specs, max_rows)
     return Decoded(
@@ -67,6 +70,7 @@ def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
         "v1",
         return_features=bool_param(payload, "return_features", False),
         use_cache=bool_param(payload, "cache", True),
+        return_members=bool_param(payload, "return_members", False),
     )
 
 
@@ -89,6 +93,9 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             InferOutput(name, [n], "FP64", _fp64(values))
             for name, values in answer.features.items()
         ]
+        for name, (m_scores, m_versions) in answer.members.items():
+            outputs.append(InferOutput(f"member_score__{name}", [n], "FP64", m_scores.tolist()))
+            outputs.append(InferOutput(f"member_version__{name}", [n], "BYTES", m_versions))
         # the response-level version when every scored row agrees (rows may differ mid-canary)
         versions = {v for v in answer.model_version if v}
         return InferResponse(
@@ -110,5 +117,10 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
         }
         if answer.features:
             row["features"] = {k: v[i] for k, v in answer.features.items()}
+        if answer.members:
+            row["members"] = {
+                name: {"score": float(scores[i]), "model_version": versions[i]}
+                for name, (scores, versions) in answer.members.items()
+            }
         predictions.append(row)
     return {"predictions": predictions}

@@ -23,6 +23,7 @@ from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import RequestMetrics
+from transformer.multimodel import ensemble
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -47,6 +48,12 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         versions = [loaded.metadata.version]
         client_factory = functools.partial(LocalPredictorClient, loaded)
         log.info("collocated: scoring %s in-process", loaded.metadata.version)
+        if rules.ensemble is not None:
+            raise ValueError(f"{settings.rules_file}: ensemble: not with collocated_model_dir")
+    elif rules.ensemble is not None:  # several predictors, scores combined
+        model_features, ensemble_version = ensemble.member_metadata(settings, rules.ensemble)
+        versions = [ensemble_version]
+        client_factory = ensemble.client_factory(settings, rules.ensemble)
     else:
         meta = fetch_model_metadata(
             settings.predictor_host,
