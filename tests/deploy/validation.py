@@ -237,6 +237,7 @@ def _servingruntime_schema() -> dict[str, Any]:
 CRDS = {
     "InferenceService": ("serving.kserve.io_inferenceservices.yaml", "serving.kserve.io/v1beta1"),
     "ServingRuntime": ("serving.kserve.io_servingruntimes.yaml", "serving.kserve.io/v1alpha1"),
+    "InferenceGraph": ("serving.kserve.io_inferencegraphs.yaml", "serving.kserve.io/v1alpha1"),
 }
 
 
@@ -1001,6 +1002,8 @@ def check_knative_compatible(objs: list[Obj]) -> list[str]:
 
 def _isvc(objs: list[Obj]) -> Obj:
     isvcs = [o for o in objs if o["kind"] == "InferenceService"]
+    if len(isvcs) > 1:  # an ensemble adds predictor-only members: the entry has the transformer
+        isvcs = [o for o in isvcs if o["spec"].get("transformer")]
     assert len(isvcs) == 1, f"expected one InferenceService, got {[ident(o) for o in isvcs]}"
     return isvcs[0]
 
