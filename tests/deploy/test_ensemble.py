@@ -1,15 +1,18 @@
-"""The ensemble deployment (kustomize overlay `ensemble`; the Helm chart's `ensemble` values are
-in tests/deploy/test_helm.py's renders and below): an InferenceGraph Ensemble node and the
-transformer-driven ensemble over the same two predictors, each check shown catching a break."""
+"""The ensemble deployment (kustomize overlay `ensemble`, the Helm chart's `ensemble` values): an
+InferenceGraph Ensemble node and the transformer-driven ensemble over the same two
+predictors, each check shown catching a break. Schemas and the stack invariants of every
+render are also checked by test_kustomize.py / test_helm.py (ci/ensemble-values.yaml)."""
 
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pytest
 import yaml
 
 from tests.deploy import ensemble_checks as ec
+from tests.deploy import test_helm as th
 from tests.deploy import validation as v
 from tests.deploy.test_kustomize import objects
 
@@ -209,3 +212,118 @@ def test_network_policy_check_catches_a_member_outside_the_policies():
     labels["feast-kserve.io/inferenceservice"] = "click-model-xgboost"
     problems = ec.check_member_network_policies(objs)
     assert "no NetworkPolicy selects member xgboost's predictor pods" in problems
+
+
+# --------------------------------------------------------------------------- Helm
+
+
+@pytest.fixture(scope="module")
+def charts(tmp_path_factory) -> th.Helm:
+    root = tmp_path_factory.mktemp("helm")
+    shutil.copytree(th.HELM_SRC, root / "helm", ignore=shutil.ignore_patterns("charts", "*.tgz"))
+    h = th.Helm(root)
+    h.run("dependency", "build", str(h.charts / th.UMBRELLA))
+    return h
+
+
+ENSEMBLE_SET = (
+    "--set",
+    "inferenceService.ensemble.enabled=true",
+    "--set",
+    "inferenceService.ensemble.second.storageUri=s3://ml-models/click-model/xgboost",
+)
+
+
+def test_the_chart_renders_no_ensemble_by_default(charts):
+    objs = charts.render("inference-service", "standard-values.yaml")
+    assert not [o for o in objs if o["kind"] == "InferenceGraph"]
+    assert len([o for o in objs if o["kind"] == "InferenceService"]) == 1
+    assert "TRANSFORMER_RULES_FILE" not in str(objs)
+
+
+def test_the_chart_ci_values_render_an_ensemble_that_passes_every_check(charts):
+    objs = charts.render("inference-service", "ensemble-values.yaml")
+    assert ec.check_ensemble(objs) == []
+    members, _ = ec.transformer_members(objs)
+    assert {k: o["spec"]["predictor"]["model"]["storageUri"] for k, o in members.items()} == {
+        "sklearn": "pvc://click-model-models/sklearn",
+        "xgboost": "pvc://click-model-models/xgboost",
+    }
+    rules = yaml.safe_load(
+        one(objs, "ConfigMap", "feast-kserve-click-model-ensemble-rules")["data"]["rules.yaml"]
+    )
+    assert [m["weight"] for m in rules["ensemble"]["members"]] == [1, 3]
+
+
+@pytest.mark.parametrize("mode", ["Knative", "Standard"])
+def test_the_umbrella_chart_with_the_ensemble_meets_the_stack_invariants(charts, mode):
+    objs = charts.render(
+        th.UMBRELLA, th.MINIMAL, *ENSEMBLE_SET, "--set", f"inferenceService.deploymentMode={mode}"
+    )
+    problems = [p for o in objs for p in v.schema_errors(o)]
+    problems += v.check_stack(objs, external=["PersistentVolumeClaim/click-model-models"])
+    problems += ec.check_ensemble(objs)
+    assert not problems, "\n".join(problems)
+    graph = one(objs, "InferenceGraph")
+    assert graph["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode
+
+
+def test_the_chart_without_the_graph_keeps_the_transformer_form(charts):
+    objs = charts.render(
+        th.UMBRELLA,
+        th.MINIMAL,
+        *ENSEMBLE_SET,
+        "--set",
+        "inferenceService.ensemble.inferenceGraph.enabled=false",
+    )
+    assert not [o for o in objs if o["kind"] == "InferenceGraph"]
+    assert ec.check_transformer_ensemble(objs) == []
+    assert "serving.kserve.io/inferencegraph" not in str(
+        one(objs, "NetworkPolicy", "feast-kserve-click-model-predictor")
+    )
+
+
+BAD_ENSEMBLE_VALUES = [
+    (["--set", "inferenceService.ensemble.enabled=true"], "/ensemble/second/storageUri"),
+    (["--set", "inferenceService.ensemble.second.weight=0"], "/ensemble/second/weight"),
+    (["--set", "inferenceService.ensemble.combine=median"], "/ensemble/combine"),
+    (["--set", "inferenceService.ensemble.second.name=XG"], "/ensemble/second/name"),
+    (  # weights only count in weighted_mean: a weight with mean is a mistake
+        [
+            "--set",
+            "inferenceService.ensemble.combine=mean",
+            "--set",
+            "inferenceService.ensemble.second.weight=3",
+        ],
+        "/ensemble/second/weight",
+    ),
+    (["--set", "inferenceService.ensemble.wieghts=1"], "additional properties 'wieghts'"),
+    ([*ENSEMBLE_SET, "--set", "inferenceService.collocated.enabled=true"], "not with collocated"),
+    ([*ENSEMBLE_SET, "--set", "inferenceService.ensemble.second.name=sklearn"], "must differ"),
+    (
+        [
+            *ENSEMBLE_SET[:2],
+            "--set",
+            "inferenceService.ensemble.second.storageUri=s3://ml-models/click-model/sklearn",
+        ],
+        "must differ",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), BAD_ENSEMBLE_VALUES, ids=[" ".join(a) for a, _ in BAD_ENSEMBLE_VALUES]
+)
+def test_invalid_ensemble_values_are_rejected(charts, args, message):
+    proc = charts.run(
+        "template",
+        th.RELEASE,
+        str(charts.charts / th.UMBRELLA),
+        "--namespace",
+        v.NAMESPACE,
+        *charts.values_args(th.UMBRELLA, th.MINIMAL),
+        *args,
+        expect_ok=False,
+    )
+    assert proc.returncode != 0, f"accepted: {args}"
+    assert message in proc.stderr, proc.stderr
