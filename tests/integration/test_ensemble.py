@@ -253,3 +253,40 @@ def test_cached_mode_serves_the_ensemble_and_a_member_change_is_a_new_version(
             assert until(tr.url, a, "cache")["model_version"] == [v2]
         finally:
             stack.stop(tr)
+
+
+def test_the_stream_worker_scores_with_the_same_ensemble(
+    redis, redis_features, model_dir, xgboost_dir, tmp_path
+):
+    """The stream worker reads the same rules file: its predictions (which cached mode serves)
+    carry the ensemble's score and version, not one member's."""
+    from tests.integration.helpers import online_features
+    from tests.integration.stream_helpers import client, make_events, run_until_idle, write_jsonl
+    from tests.integration.stream_helpers import outputs as stream_outputs
+    from transformer.stream.cli import main as stream_cli
+
+    users = [1901, 1902]
+    ctx = {"session_duration_s": 35.0, "hour_of_day": 20}
+    path = write_jsonl(tmp_path / "events.jsonl", make_events(users, 3, "ens"), ctx)
+    url = f"redis://127.0.0.1:{redis.port}"
+    streams = ["--stream", "ev-ens", "--output_stream", "out-ens"]
+    streams += ["--dead_letter_stream", "dead-ens", "--group", "g-ens"]
+    with members(model_dir, xgboost_dir, tmp_path) as m:
+        stream_cli(["publish", str(path), "--redis", url, "--stream", "ev-ens"])
+        run_until_idle(
+            redis_features, None, tmp_path, "w-ens", *streams, "--rules_file", str(m.rules)
+        )
+        sk_meta, xgb_meta = metadata(m.sk.url), metadata(m.xgb.url)
+        got = online_features(redis_features, users, [35.0] * 2, [20] * 2)
+        features = {s["name"]: got[s["name"]] for s in sk_meta["inputs"]}
+        sk = direct(m.sk.url, features, sk_meta["inputs"])["probability"]
+        xgb = direct(m.xgb.url, features, xgb_meta["inputs"])["probability"]
+    version = ensemble_version(
+        Ensemble.model_validate(m.config), [sk_meta["versions"][0], xgb_meta["versions"][0]]
+    )
+    out = {int(o["user_id"]): o for o in stream_outputs(client(redis), "out-ens")}
+    assert {o["model_version"] for o in out.values()} == {version}
+    total = sum(WEIGHTS.values())
+    for i, u in enumerate(users):
+        want = (WEIGHTS["sklearn"] * sk[i] + WEIGHTS["xgboost"] * xgb[i]) / total
+        assert float(out[u]["score"]) == pytest.approx(want, abs=1e-6)

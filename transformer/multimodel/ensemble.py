@@ -21,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -35,11 +36,27 @@ from transformer.predictor_client import (
     make_client,
 )
 from transformer.rules import Ensemble
-from transformer.settings import TransformerSettings
 
 log = logging.getLogger(__name__)
 
 VERSION_PREFIX = "ensemble-"
+
+
+class PredictorSettings(Protocol):
+    """The predictor settings members default to (TransformerSettings, StreamSettings)."""
+
+    @property
+    def predictor_host(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def predictor_protocol(self) -> str: ...
+    @property
+    def predictor_timeout_s(self) -> float: ...
+    @property
+    def predictor_wait_s(self) -> float: ...
+    @property
+    def predictor_use_ssl(self) -> bool: ...
 
 
 @dataclass
@@ -134,9 +151,7 @@ class EnsembleClient:
             await c.close()
 
 
-def member_metadata(
-    settings: TransformerSettings, config: Ensemble
-) -> tuple[list[FeatureSpec], str]:
+def member_metadata(settings: PredictorSettings, config: Ensemble) -> tuple[list[FeatureSpec], str]:
     """Start-up: every member's v2 metadata (waiting up to ``predictor_wait_s`` each). All
     members must take the same inputs in the same order (the rows are built once); returns
     them and the ensemble version of the members' reported versions."""
@@ -170,7 +185,7 @@ def member_metadata(
 
 
 def _endpoint(
-    settings: TransformerSettings, host: str | None, model: str | None, protocol: str | None
+    settings: PredictorSettings, host: str | None, model: str | None, protocol: str | None
 ) -> tuple[str, str, str]:
     return (
         host or settings.predictor_host,
@@ -179,7 +194,7 @@ def _endpoint(
     )
 
 
-def client_factory(settings: TransformerSettings, config: Ensemble) -> Callable[[], EnsembleClient]:
+def client_factory(settings: PredictorSettings, config: Ensemble) -> Callable[[], EnsembleClient]:
     """Builds the ensemble's client inside the running event loop (gRPC aio channels bind
     to it), one member client per endpoint."""
 
