@@ -31,7 +31,14 @@ def one(objs: list[v.Obj], kind: str, name: str | None = None) -> v.Obj:
 
 
 def rules_cm(objs: list[v.Obj]) -> v.Obj:
-    return one(objs, "ConfigMap", "click-model-ensemble-rules")
+    """The generated rules ConfigMap (kustomize adds a content hash to its name)."""
+    (cm,) = [
+        o
+        for o in objs
+        if o["kind"] == "ConfigMap"
+        and o["metadata"]["name"].startswith("click-model-ensemble-rules")
+    ]
+    return cm
 
 
 def set_rules(objs: list[v.Obj], rules: dict) -> None:

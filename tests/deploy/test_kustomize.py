@@ -109,6 +109,7 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-bootstrap",
         "feast-feature-store",
         "feast-registry",
+        *(["click-model-ensemble-rules"] if overlay == "ensemble" else []),
     }
 
 

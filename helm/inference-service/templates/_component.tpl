@@ -90,12 +90,12 @@ containers:
       # Feast's connection string; $(REDIS_PASSWORD) is expanded by the kubelet.
       - name: REDIS_CONNECTION_STRING
         value: {{ printf "%s:%v,password=$(REDIS_PASSWORD)%s" (include "isvc.redisHost" $root) (include "isvc.redisPort" $root) (ternary ",ssl=true" "" (or $root.Values.redis.ssl (($root.Values.global | default dict).redis | default dict).ssl | default false)) | quote }}
+      {{- include "isvc.authEnv" $root | nindent 6 }}
       {{- if and $root.Values.ensemble.enabled (not $collocated) }}
       # the ensemble's members and weights (docs/multi-model.md)
       - name: TRANSFORMER_RULES_FILE
         value: /etc/transformer-rules/rules.yaml
       {{- end }}
-      {{- include "isvc.authEnv" $root | nindent 6 }}
       {{- with $t.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
