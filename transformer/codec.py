@@ -34,6 +34,7 @@ class Decoded:
     return_features: bool = False
     use_cache: bool = True
     request_id: str = ""
+    return_members: bool = False  # an ensemble's per-member scores (docs/multi-model.md)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Answer:
     feature_status: list[str] = field(default_factory=list)
     features: dict[str, list[Any]] = field(default_factory=dict)
     prediction_id: list[str] = field(default_factory=list)  # bandit on: "" for default rows
+    members: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
 
 
 def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
@@ -60,6 +62,7 @@ def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
             return_features=bool_param(payload, "return_features", False),
             use_cache=bool_param(payload, "cache", True),
             request_id=payload.id or "",
+            return_members=bool_param(payload, "return_members", False),
         )
     cols, n = decode_v1(payload, specs, max_rows)
     return Decoded(
@@ -68,6 +71,7 @@ def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:
         "v1",
         return_features=bool_param(payload, "return_features", False),
         use_cache=bool_param(payload, "cache", True),
+        return_members=bool_param(payload, "return_members", False),
     )
 
 
@@ -92,6 +96,9 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             InferOutput(name, [n], "FP64", _fp64(values))
             for name, values in answer.features.items()
         ]
+        for name, (m_scores, m_versions) in answer.members.items():
+            outputs.append(InferOutput(f"member_score__{name}", [n], "FP64", m_scores.tolist()))
+            outputs.append(InferOutput(f"member_version__{name}", [n], "BYTES", m_versions))
         # the response-level version when every scored row agrees (rows may differ mid-canary)
         versions = {v for v in answer.model_version if v}
         return InferResponse(
@@ -115,5 +122,10 @@ def encode(answer: Answer, model_name: str, entity_key: str) -> InferResponse | 
             row["prediction_id"] = answer.prediction_id[i]
         if answer.features:
             row["features"] = {k: v[i] for k, v in answer.features.items()}
+        if answer.members:
+            row["members"] = {
+                name: {"score": float(scores[i]), "model_version": versions[i]}
+                for name, (scores, versions) in answer.members.items()
+            }
         predictions.append(row)
     return {"predictions": predictions}

@@ -23,7 +23,8 @@ from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
 from transformer.errors import FeatureStoreUnavailable
 from transformer.features import FeatureBatch, FeatureReader
 from transformer.metrics import Metrics
-from transformer.predictor_client import PredictorClient
+from transformer.multimodel.ensemble import member_columns
+from transformer.predictor_client import Prediction, PredictorClient
 from transformer.rules import BusinessRules
 
 log = logging.getLogger(__name__)
@@ -208,6 +209,8 @@ class FeastTransformer(Model):
         score = np.full(n, self.rules.default_score, dtype=np.float64)
         version = [""] * n
         source = ["default"] * n
+        scored: Prediction | None = None  # the model's answer for the rows in idx
+        idx = np.flatnonzero(to_model)
         if reused.any():
             cached = batch.cached
             assert cached is not None
@@ -217,8 +220,7 @@ class FeastTransformer(Model):
                 version[i] = cached.model_version[i]
                 source[i] = label
         if to_model.any():
-            idx = np.flatnonzero(to_model)
-            pred = await self.client.infer(self.model_features, batch.matrix[idx])
+            pred = scored = await self.client.infer(self.model_features, batch.matrix[idx])
             score[idx] = pred.scores
             for i in idx.tolist():
                 version[i] = pred.model_version
@@ -254,6 +256,11 @@ class FeastTransformer(Model):
             feature_status=status.tolist(),
             features=payload.feature_values if payload.decoded.return_features else {},
             prediction_id=ids,
+            members=(
+                member_columns(self.client, scored, idx, n)
+                if payload.decoded.return_members
+                else {}
+            ),
         )
 
     async def postprocess(

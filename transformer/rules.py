@@ -18,6 +18,52 @@ class Band(BaseModel):
     min_score: float = Field(ge=0.0, le=1.0, description="Lowest score (inclusive) of the band")
 
 
+class EnsembleMember(BaseModel):
+    """One model of an ensemble: a v2 endpoint (its own server, or one of several models on
+    one server) and its weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="Member name: names its outputs with return_members, and its errors",
+    )
+    host: str | None = Field(
+        None,
+        min_length=1,
+        description="host:port of the member's predictor; unset: the transformer's predictor_host",
+    )
+    model_name: str | None = Field(
+        None, min_length=1, description="Model name on that server; unset: the transformer's"
+    )
+    protocol: Literal["v2", "grpc-v2"] | None = Field(
+        None, description="v2 REST or v2 gRPC; unset: the transformer's predictor_protocol"
+    )
+    weight: float = Field(1.0, gt=0, le=1e6, description="Weight in weighted_mean")
+
+
+class Ensemble(BaseModel):
+    """Several models scored concurrently on the same rows, their scores combined."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    combine: Literal["mean", "weighted_mean"] = Field(
+        "weighted_mean",
+        description="mean: every member counts the same (weights must be left at 1); "
+        "weighted_mean: sum(weight * score) / sum(weight)",
+    )
+    members: tuple[EnsembleMember, ...] = Field(
+        min_length=2, description="The models, at least two"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Ensemble:
+        names = [m.name for m in self.members]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"members: duplicate name(s) {dupes}")
+        if self.combine == "mean" and any(m.weight != 1.0 for m in self.members):
+            raise ValueError("members: weights are set but combine is 'mean' (use weighted_mean)")
+        return self
+
+
 class BusinessRules(BaseModel):
     """Score → decision, plus the policies for missing and stale features."""
 
@@ -52,6 +98,11 @@ class BusinessRules(BaseModel):
     )
     default_score: float = Field(0.0, ge=0.0, le=1.0, description="Score of a default answer")
     default_decision: str = Field("no_action", min_length=1, description="Default decision")
+    ensemble: Ensemble | None = Field(
+        None,
+        description="Score with several models and combine their scores (docs/multi-model.md); "
+        "unset: the one predictor",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> BusinessRules:

@@ -24,6 +24,7 @@ from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import HttpStats
 from transformer.multimodel import arms as bandit_arms
+from transformer.multimodel import ensemble
 from transformer.multimodel import feedback as bandit_feedback
 from transformer.predictor_client import (
     LocalPredictorClient,
@@ -45,6 +46,8 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
     client_factory: Callable[[], PredictorClient]
     bandit = None
     if settings.bandit_file is not None:  # several arms behind one PredictorClient
+        if rules.ensemble is not None:  # an arm is one endpoint (docs/multi-model.md)
+            raise ValueError(f"{settings.rules_file}: ensemble: not with bandit_file")
         bandit = bandit_arms.build(
             settings.bandit_file,
             settings.bandit_redis,
@@ -60,6 +63,12 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         versions = [loaded.metadata.version]
         client_factory = functools.partial(LocalPredictorClient, loaded)
         log.info("collocated: scoring %s in-process", loaded.metadata.version)
+        if rules.ensemble is not None:
+            raise ValueError(f"{settings.rules_file}: ensemble: not with collocated_model_dir")
+    elif rules.ensemble is not None:  # several predictors, scores combined
+        model_features, ensemble_version = ensemble.member_metadata(settings, rules.ensemble)
+        versions = [ensemble_version]
+        client_factory = ensemble.client_factory(settings, rules.ensemble)
     else:
         meta = fetch_model_metadata(
             settings.predictor_host,

@@ -34,6 +34,9 @@ a warm-up and a measured run of ``wrk -t1 --latency`` (Lua scripts in ``bench/``
               features + predictor + rules), user ids rotating over every user;
 - cache_hit:  transformer, the cache warmed first for 1,000 users, then those users;
 - batch10 / batch100: transformer, 10 / 100 users per request, cache bypassed;
+- ensemble:   as full, against a second transformer whose rules file makes it an ensemble
+              (mean) of the stack's predictor and a second predictor serving the XGBoost
+              model (``models/xgboost`` beside ``--model-dir``, trained if missing);
 - predictor:  the predictor alone, the nine feature tensors of one user;
 - features:   the Feast lookup alone (``FeatureReader.read``), in-process, N concurrent
               coroutines on one event loop (there is no HTTP endpoint for it);

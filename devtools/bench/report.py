@@ -121,7 +121,8 @@ def render_doc(results: dict[str, Any], targets: list[dict[str, Any]], previous:
         results_table(results),
         "",
         "¹ the server under test when it is not the stack's (`collocated`: the transformer "
-        "that scores in-process; `empty`, `mlserver`), or the "
+        "that scores in-process; `ensemble`: the ensemble's transformer and its second, "
+        "XGBoost predictor; `empty`, `mlserver`), or the "
         "benchmark process itself for the in-process `features` runs. "
         "² highest RSS sampled during the run (transformer / predictor).",
         "",

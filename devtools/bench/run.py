@@ -267,6 +267,9 @@ class Bench:
                     ProcWatch([*ours, Watched("collocated", co.proc.pid)]),
                 )
 
+        if "ensemble" in steps:  # a second transformer over this predictor and an XGBoost one
+            self.ensemble(fenv, pred, ours, infer)
+
         if "predictor" in steps:
             url = f"{pred.url}/v2/models/{MODEL_NAME}/infer"
             self.post(url, pbody)
@@ -361,6 +364,36 @@ class Bench:
                 "empty kserve.Model": cold_start(fresh_empty, n),
             }
             log.info("cold start: %s", results["cold_start_s"])
+
+    def ensemble(
+        self, fenv: stack.FeatureEnv, pred: stack.Server, ours: list[Watched], infer: Path
+    ) -> None:
+        """The ``full`` load against a transformer whose rules file makes it an ensemble of the
+        stack's predictor and a second predictor serving the XGBoost model (trained into
+        ``<model dir>/../xgboost`` if missing): the cost of the second, concurrent call."""
+        sc = SCENARIOS["ensemble"]
+        log_dir = self.logs / "ensemble"
+        log_dir.mkdir()
+        xgb_dir = self.cfg.model_dir.parent / "xgboost"
+        stack.ensure_model(fenv.repo, xgb_dir, "xgboost")
+        xgb_ports = stack.Ports.free()
+        rules = self.work / "ensemble-rules.yaml"
+        rules.write_text(
+            "ensemble:\n  combine: mean\n  members:\n"
+            f"    - {{name: sklearn, host: '{pred.url.removeprefix('http://')}'}}\n"
+            f"    - {{name: xgboost, host: '127.0.0.1:{xgb_ports.predictor_http}'}}\n"
+        )
+        with running(stack.start_predictor(xgb_dir, xgb_ports, log_dir)) as xgb:
+            args = [*self.transformer_args(), "--rules_file", str(rules)]
+            server = stack.start_transformer(self.tenv, stack.Ports.free(), "v2", log_dir, args)
+            with running(server) as ens:
+                url = f"{ens.url}/v2/models/{MODEL_NAME}/infer"
+                version = self.post(url, transformer_body([1], False))["model_version"]
+                if not str(version).startswith("ensemble-"):
+                    raise BenchError(f"the ensemble transformer answered version {version!r}")
+                env = {"USERS": str(self.cfg.users), "BATCH": "1", "CACHE": "false"}
+                watched = [Watched("ensemble", ens.proc.pid), Watched("xgboost", xgb.proc.pid)]
+                self.measure(sc, Load(url, infer, env), ProcWatch([*ours, *watched]))
 
     def warm_cache(self, tr: stack.Server, url: str) -> None:
         """Send every cached user once with the cache on; wait for the write-backs."""

@@ -16,7 +16,7 @@ SESSION_S, HOUR = 35.0, 20  # the request context of every transformer request
 class Scenario:
     name: str
     title: str
-    server: str  # transformer | predictor | empty | mlserver | in-process
+    server: str  # transformer | collocated | ensemble | predictor | empty | mlserver | in-process
     batch: int = 1
 
 
@@ -29,6 +29,11 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("batch100", "batches of 100 users, cache bypassed", "transformer", 100),
         Scenario(
             "collocated", "full path, model inside the transformer, cache bypassed", "collocated"
+        ),
+        Scenario(
+            "ensemble",
+            "full path, ensemble of sklearn + XGBoost (2 predictors), cache bypassed",
+            "ensemble",
         ),
         Scenario("predictor", "predictor alone (9 feature tensors)", "predictor"),
         Scenario("features", "feature lookup alone (in-process)", "in-process"),

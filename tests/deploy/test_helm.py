@@ -995,7 +995,7 @@ def test_subchart_notes_name_only_rendered_objects(
         enabled = any(n.endswith("-feature-server") for n in names)
         assert ("Feature server:" in notes) == enabled
     if chart == "inference-service":
-        (isvc,) = [o for o in objs if o["kind"] == "InferenceService"]
+        isvc = v._isvc(objs)  # the entry (an ensemble adds a predictor-only member)
         assert f"inferenceservice/{isvc['metadata']['name']} --timeout=10m" in notes
         assert f'"$URL/v2/models/{isvc["metadata"]["name"]}/infer"' in notes
     if chart == "redis":

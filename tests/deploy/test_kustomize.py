@@ -28,6 +28,7 @@ EXPECTED_MODE = {
     "kind": "Knative",
     "collocated": "Knative",
     "stream": "Knative",
+    "ensemble": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 # the user creates these: the model volume, and the transformer's tokens (no token committed)
@@ -109,6 +110,7 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-bootstrap",
         "feast-feature-store",
         "feast-registry",
+        *(["click-model-ensemble-rules"] if overlay == "ensemble" else []),
     }
 
 

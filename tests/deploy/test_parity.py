@@ -81,6 +81,18 @@ PAIRS: dict[str, list[str]] = {
     ],
 }
 
+# the name as the overlay's: the members' hosts and the graph's URLs spell it out
+PAIRS["ensemble"] = [
+    *IMAGES,
+    *V1_MODEL,
+    "--set",
+    "inferenceService.name=click-model",
+    "--set",
+    "inferenceService.ensemble.enabled=true",
+    "--set",
+    "inferenceService.ensemble.second.storageUri=pvc://click-model-models/xgboost",
+]
+
 # The chart's collocated switch (inferenceService.collocated.enabled) pairs with
 # overlays/collocated once the chart has it; until then test_kustomize.py checks the overlay
 # against the serverless one.
@@ -344,6 +356,7 @@ def test_every_overlay_is_paired_or_explained() -> None:
     # kind: serverless + the kind cluster's sizing (tests/deploy/test_kustomize.py checks it
     # against the e2e workflow).
     assert overlays - set(PAIRS) <= {"kind", "collocated"}, sorted(overlays)
+    assert "ensemble" in PAIRS
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,15 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         model_features = list(loaded.metadata.features)
         client = LocalPredictorClient(loaded)
         log.info("embedded model %s", loaded.metadata.version)
+        if rules.ensemble is not None:
+            raise ValueError(f"{settings.rules_file}: ensemble: not with model_dir")
+    elif rules.ensemble is not None:  # the transformer's ensemble, so the cache rows agree
+        from transformer.multimodel import ensemble
+
+        model_features, _ = await asyncio.to_thread(
+            ensemble.member_metadata, settings, rules.ensemble
+        )
+        client = ensemble.client_factory(settings, rules.ensemble)()
     else:
         meta = await asyncio.to_thread(
             fetch_model_metadata,

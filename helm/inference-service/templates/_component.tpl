@@ -26,6 +26,10 @@ annotations:
   prometheus.kserve.io/port: "8080"
   prometheus.kserve.io/path: /metrics
   checksum/feature-store: {{ include (print $root.Template.BasePath "/configmap-feast.yaml") $root | sha256sum | trunc 16 | quote }}
+  {{- if and $root.Values.ensemble.enabled (not $collocated) }}
+  # new weights or members: new pods (the rules file is read at start-up)
+  checksum/ensemble-rules: {{ include "isvc.ensembleRules" $root | sha256sum | trunc 16 | quote }}
+  {{- end }}
   {{- with (include "isvc.componentAnnotations" (dict "root" $root "c" $t) | trim) }}
   {{- . | nindent 2 }}
   {{- end }}
@@ -87,6 +91,11 @@ containers:
       - name: REDIS_CONNECTION_STRING
         value: {{ include "isvc.redisConnectionString" $root | quote }}
       {{- include "isvc.authEnv" $root | nindent 6 }}
+      {{- if and $root.Values.ensemble.enabled (not $collocated) }}
+      # the ensemble's members and weights (docs/multi-model.md)
+      - name: TRANSFORMER_RULES_FILE
+        value: /etc/transformer-rules/rules.yaml
+      {{- end }}
       {{- with $t.extraEnv }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -129,6 +138,11 @@ containers:
       - name: tmp
         mountPath: /tmp
       {{- include "isvc.authVolumeMount" $root | nindent 6 }}
+      {{- if and $root.Values.ensemble.enabled (not $collocated) }}
+      - name: ensemble-rules
+        mountPath: /etc/transformer-rules
+        readOnly: true
+      {{- end }}
 volumes:
   - name: feast-config
     configMap:
@@ -137,4 +151,9 @@ volumes:
     emptyDir:
       sizeLimit: 256Mi
   {{- include "isvc.authVolume" $root | nindent 2 }}
+  {{- if and $root.Values.ensemble.enabled (not $collocated) }}
+  - name: ensemble-rules
+    configMap:
+      name: {{ include "isvc.name" $root }}-ensemble-rules
+  {{- end }}
 {{- end -}}

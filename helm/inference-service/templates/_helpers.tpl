@@ -136,6 +136,18 @@ deploymentStrategy:
 {{- fail (printf "%s.minReplicas 0 (scale to zero) needs deploymentMode Knative, not %s" $n $.Values.deploymentMode) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.ensemble.enabled .Values.collocated.enabled }}
+{{- fail "ensemble.enabled needs separate predictors: not with collocated.enabled" }}
+{{- end }}
+{{- if and .Values.ensemble.enabled (not .Values.ensemble.second.storageUri) }}
+{{- fail "ensemble.second.storageUri is required with ensemble.enabled: the second model's directory" }}
+{{- end }}
+{{- if and .Values.ensemble.enabled (eq .Values.ensemble.second.storageUri .Values.predictor.storageUri) }}
+{{- fail (printf "ensemble.second.storageUri and predictor.storageUri must differ (both %q): an ensemble of one model" .Values.predictor.storageUri) }}
+{{- end }}
+{{- if and .Values.ensemble.enabled (eq .Values.ensemble.primary.name .Values.ensemble.second.name) }}
+{{- fail (printf "ensemble.primary.name and ensemble.second.name must differ (both %q)" .Values.ensemble.second.name) }}
+{{- end }}
 {{- if and .Values.canary.enabled (not (include "isvc.serverless" .)) }}
 {{- fail (printf "canary.enabled needs deploymentMode Knative (KServe splits traffic between Knative revisions), not %s" .Values.deploymentMode) }}
 {{- end }}
@@ -170,4 +182,25 @@ so its callers get long timeouts ("true" or ""). */}}
 {{/* Stream worker names and labels. */}}
 {{- define "isvc.streamWorker" -}}
 {{- printf "%s-stream-worker" (include "isvc.name" .) -}}
+{{- end -}}
+
+{{/* The second model's InferenceService (predictor only). */}}
+{{- define "isvc.ensembleSecond" -}}
+{{- printf "%s-%s" (include "isvc.name" .) .Values.ensemble.second.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The transformer's rules file with the ensemble (transformer/rules.py validates it). */}}
+{{- define "isvc.ensembleRules" -}}
+{{- $e := .Values.ensemble -}}
+ensemble:
+  combine: {{ $e.combine }}
+  members:
+    # the transformer's own predictor (KServe's --predictor_host)
+    - name: {{ $e.primary.name }}
+      weight: {{ $e.primary.weight }}
+    - name: {{ $e.second.name }}
+      host: {{ include "isvc.ensembleSecond" . }}-predictor.{{ .Release.Namespace }}.svc.cluster.local
+      # the runtime serves the model under its InferenceService's name
+      model_name: {{ include "isvc.ensembleSecond" . }}
+      weight: {{ $e.second.weight }}
 {{- end -}}
