@@ -27,6 +27,7 @@ EXPECTED_MODE = {
     "canary": "Knative",
     "kind": "Knative",
     "collocated": "Knative",
+    "payload-logger": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 # the user creates these: the model volume, and the transformer's tokens (no token committed)

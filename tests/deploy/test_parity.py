@@ -70,6 +70,16 @@ PAIRS: dict[str, list[str]] = {
         "--set",
         "inferenceService.canary.trafficPercent=10",
     ],
+    # KServe's payload logger on the transformer (components/kserve-logger)
+    "payload-logger": [
+        *IMAGES,
+        *V1_MODEL,
+        "--set=inferenceService.monitoring.kserveLogger.enabled=true",
+        "--set=inferenceService.monitoring.kserveLogger.url="
+        "http://payload-sink.feast-inference.svc.cluster.local/",
+        "--set=inferenceService.monitoring.kserveLogger.sinkTo[0].podSelector.matchLabels"
+        ".app\\.kubernetes\\.io/name=payload-sink",
+    ],
 }
 
 # The chart's collocated switch (inferenceService.collocated.enabled) pairs with
