@@ -119,8 +119,9 @@ def read_window(
         w.entries += 1
         w.scores.append(scores)
         logged = json.loads(fields["features"]) if "features" in fields else {}
+        absent = np.full(len(scores), np.nan)  # payload_log_features=false: inputs missing
         for n in names:
-            w.features[n].append(_floats(logged[n]) if n in logged else np.full(len(scores), np.nan))
+            w.features[n].append(_floats(logged[n]) if n in logged else absent)
     return w
 
 
