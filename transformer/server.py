@@ -21,6 +21,7 @@ from transformer.features import FeatureReader, open_store, wait_for_feature_ser
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
+from transformer.monitoring import reference
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import HttpStats
 from transformer.multimodel import arms as bandit_arms
@@ -132,7 +133,9 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         # the model version the transformer reports and serves on versioned paths
         version=versions[0] if versions else "",
     )
-    model.monitor = monitoring.build(settings, [f.name for f in model_features])
+    # no model directory here (the chart's default form): the predictor serves the baseline
+    fetched = reference.from_predictor(settings, versions[0] if versions else "")
+    model.monitor = monitoring.build(settings, [f.name for f in model_features], fetched=fetched)
     if bandit is not None:
         model.recorder = bandit.recorder
         bandit.feedback.monitor = model.monitor  # feedback feeds live quality too

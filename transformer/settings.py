@@ -141,7 +141,25 @@ class TransformerSettings(LimitSettings):
     monitoring_baseline: Path | None = Field(
         None,
         description="The model's baseline.json (written by predictor.jobs.train beside the model); "
-        "default: <collocated_model_dir>/baseline.json in collocated mode, else none",
+        "default: <collocated_model_dir>/baseline.json in collocated mode, else fetched from "
+        "the predictor (monitoring_baseline_fetch)",
+    )
+    monitoring_baseline_fetch: bool = Field(
+        True,
+        description="Without monitoring_baseline and not collocated: fetch the served model's "
+        "baseline from the predictor (GET /v2/models/<name>/baseline) once at start-up",
+    )
+    monitoring_baseline_url: str | None = Field(
+        None,
+        description="Where to fetch the baseline; default: http(s)://<predictor_host>/v2/"
+        "models/<model_name>/baseline with the v2 REST protocol (set it for grpc-v2: the "
+        "predictor's HTTP port)",
+    )
+    monitoring_baseline_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="Start-up time allowed for the baseline fetch (after the predictor's "
+        "metadata answered); past it drift and quality stay off, with a warning",
     )
     monitoring_window: Literal["time", "rows"] = Field(
         "time", description="Sliding window over time (seconds) or over served rows"

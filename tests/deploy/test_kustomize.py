@@ -29,6 +29,7 @@ EXPECTED_MODE = {
     "collocated": "Knative",
     "stream": "Knative",
     "ensemble": "Knative",
+    "payload-logger": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 # the user creates these: the model volume, and the transformer's tokens (no token committed)

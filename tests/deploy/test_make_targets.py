@@ -106,3 +106,9 @@ def test_push_refuses_names_a_registry_cannot_serve(args: list[str], message: st
         check=False,
     )
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+
+
+def test_drift_report_target_runs_the_report_module_with_its_knobs() -> None:
+    out = dry("drift-report", "PAYLOAD_REDIS=r:1", "REPORT_WINDOW=30m", "MODEL_DIR=models/x")
+    assert "-m transformer.monitoring.report --redis r:1" in out
+    assert "--baseline models/x/baseline.json --window 30m --out build/drift-report.html" in out

@@ -79,7 +79,7 @@ def render(*extra: str) -> list[v.Obj]:
 
 def test_promtool_checks_the_rules():
     r = subprocess.run([promtool(), "check", "rules", str(RULES)], capture_output=True, text=True)
-    assert r.returncode == 0 and "SUCCESS: 7 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "SUCCESS: 8 rules found" in r.stdout, r.stdout + r.stderr
 
 
 def test_promtool_unit_tests_fire_and_hold_every_alert():
@@ -182,14 +182,14 @@ def test_bad_monitoring_values_are_rejected():
 
 
 def _metric_names(text: str) -> set[str]:
-    names = set(re.findall(r"\b((?:transformer|request)_[a-z0-9_]+)", text))
+    names = set(re.findall(r"\b((?:transformer|request|stream)_[a-z0-9_]+)", text))
     return {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in names}
 
 
 def test_every_queried_metric_is_exported():
     queried = _metric_names(RULES.read_text()) | _metric_names(DASHBOARD.read_text())
     source = "\n".join(p.read_text() for p in (v.REPO / "transformer").rglob("*.py"))
-    exported = set(re.findall(r'"((?:transformer)_[a-z0-9_]+)"', source))
+    exported = set(re.findall(r'"((?:transformer|stream)_[a-z0-9_]+)"', source))
     exported |= {f"transformer_quality_{n}" for n in ("auc", "log_loss", "labels")}
     exported |= {f"transformer_quality_calibration_{k}" for k in ("predicted", "observed")}
     missing = queried - exported - EXTERNAL - KSERVE

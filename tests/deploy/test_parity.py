@@ -79,6 +79,16 @@ PAIRS: dict[str, list[str]] = {
         "--set",
         "inferenceService.streamWorker.keda.enabled=true",
     ],
+    # KServe's payload logger on the transformer (components/kserve-logger)
+    "payload-logger": [
+        *IMAGES,
+        *V1_MODEL,
+        "--set=inferenceService.monitoring.kserveLogger.enabled=true",
+        "--set=inferenceService.monitoring.kserveLogger.url="
+        "http://payload-sink.feast-inference.svc.cluster.local/",
+        "--set=inferenceService.monitoring.kserveLogger.sinkTo[0].podSelector.matchLabels"
+        ".app\\.kubernetes\\.io/name=payload-sink",
+    ],
 }
 
 # the name as the overlay's: the members' hosts and the graph's URLs spell it out

@@ -154,27 +154,39 @@ def build(
     settings: TransformerSettings,
     feature_names: list[str],
     registry: CollectorRegistry | None = REGISTRY,
+    fetched: baseline_file.Baseline | None = None,
 ) -> Monitoring | None:
-    """The monitoring of the served model, or None (off, or no usable baseline: logged)."""
+    """The monitoring of the served model, or None (off, or no usable baseline: logged).
+    ``fetched``: the baseline the predictor served (``reference.from_predictor``)."""
     if not settings.monitoring_enabled:
         log.info("monitoring: off (monitoring_enabled=false)")
         return None
-    path = settings.monitoring_baseline
-    if path is None and settings.collocated_model_dir is not None:
-        path = settings.collocated_model_dir / baseline_file.BASELINE_FILE
-    if path is None or not path.is_file():
-        log.warning(
-            "drift and quality monitoring: off, no baseline file (%s); set "
-            "monitoring_baseline to the model's %s",
-            path or "monitoring_baseline unset",
-            baseline_file.BASELINE_FILE,
-        )
-        return None
-    b = baseline_file.read(path)  # a broken file is a start-up error naming it
-    if b.feature_names != feature_names:
-        raise baseline_file.BaselineError(
-            f"{path}: features {b.feature_names} are not the model's inputs {feature_names}"
-        )
+    if fetched is not None:
+        b = fetched
+        if b.feature_names != feature_names:  # the predictor's own files disagree: not fatal
+            log.warning(
+                "monitoring: off, the predictor's baseline has inputs %s, its model %s",
+                b.feature_names,
+                feature_names,
+            )
+            return None
+    else:
+        path = settings.monitoring_baseline
+        if path is None and settings.collocated_model_dir is not None:
+            path = settings.collocated_model_dir / baseline_file.BASELINE_FILE
+        if path is None or not path.is_file():
+            log.warning(
+                "drift and quality monitoring: off, no baseline file (%s) and none from the "
+                "predictor; set monitoring_baseline to the model's %s",
+                path or "monitoring_baseline unset",
+                baseline_file.BASELINE_FILE,
+            )
+            return None
+        b = baseline_file.read(path)  # a broken file is a start-up error naming it
+        if b.feature_names != feature_names:
+            raise baseline_file.BaselineError(
+                f"{path}: features {b.feature_names} are not the model's inputs {feature_names}"
+            )
     interval = settings.monitoring_compute_interval_ms / 1000
     drift = DriftMonitor(
         b,

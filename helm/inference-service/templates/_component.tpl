@@ -33,6 +33,7 @@ annotations:
   {{- with (include "isvc.componentAnnotations" (dict "root" $root "c" $t) | trim) }}
   {{- . | nindent 2 }}
   {{- end }}
+{{- include "isvc.kserveLogger" (dict "root" $root "component" "transformer") | nindent 0 }}
 containers:
   - name: kserve-container
     {{- if $collocated }}

@@ -163,6 +163,51 @@ deploymentStrategy:
 {{- if and .Values.canary.enabled (eq .Values.canary.storageUri .Values.predictor.storageUri) }}
 {{- fail "canary.storageUri must differ from predictor.storageUri (the canary is a new model version)" }}
 {{- end }}
+{{- $log := .Values.monitoring.kserveLogger }}
+{{- if and $log.enabled .Values.collocated.enabled (not $log.transformer.enabled) }}
+{{- fail "monitoring.kserveLogger: collocated mode has one component, logged by kserveLogger.transformer (kserveLogger.predictor is ignored there); enable transformer or turn the logger off" }}
+{{- end }}
+{{- if and $log.enabled .Values.networkPolicy.enabled .Values.egress.enabled (not $log.sinkTo) }}
+{{- fail (printf "monitoring.kserveLogger.sinkTo is required with egress NetworkPolicies on: the logged components' egress must name the sink (%s), e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: knative-eventing}}}] (or egress.enabled=false)" $log.url) }}
+{{- end }}
+{{- end -}}
+
+{{/*
+KServe's payload logger of one component (the InferenceService `logger` field), or nothing.
+include "isvc.kserveLogger" (dict "root" $ "component" "transformer"|"predictor")
+*/}}
+{{- define "isvc.kserveLogger" -}}
+{{- $log := .root.Values.monitoring.kserveLogger }}
+{{- $c := index $log .component }}
+{{- if and $log.enabled $c.enabled -}}
+# KServe's agent sidecar sends this component's {{ ternary "requests and responses" (printf "%ss" $c.mode) (eq $c.mode "all") }} to the sink as CloudEvents.
+logger:
+  mode: {{ $c.mode }}
+  url: {{ $log.url | quote }}
+  {{- with $log.metadataHeaders }}
+  metadataHeaders:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Egress rule to the payload logger's sink for a component that logs, or nothing.
+include "isvc.kserveLoggerEgress" (dict "root" $ "component" "transformer"|"predictor")
+*/}}
+{{- define "isvc.kserveLoggerEgress" -}}
+{{- $log := .root.Values.monitoring.kserveLogger }}
+{{- $c := index $log .component }}
+{{- if and $log.enabled $c.enabled }}
+{{- $u := urlParse $log.url }}
+{{- $hostPort := splitList ":" $u.host -}}
+# KServe's payload logger (its agent sidecar) to the sink {{ $log.url }}
+- to:
+    {{- toYaml $log.sinkTo | nindent 4 }}
+  ports:
+    - port: {{ if eq (len $hostPort) 2 }}{{ last $hostPort | int }}{{ else }}{{ ternary 443 80 (eq $u.scheme "https") }}{{ end }}
+      protocol: TCP
+{{- end }}
 {{- end -}}
 
 {{/* The predictor can scale to zero: its first request after idling waits for a cold start,

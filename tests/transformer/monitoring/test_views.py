@@ -44,3 +44,13 @@ def test_baseline_of_another_model_is_a_startup_error(baseline_path):
     s = TransformerSettings(monitoring_baseline=baseline_path)
     with pytest.raises(baseline.BaselineError, match="not the model's inputs"):
         build(s, ["a", "c"], None)
+
+
+def test_a_fetched_baseline_is_used_and_a_mismatch_only_turns_drift_off(baseline_path, caplog):
+    fetched = baseline.read(baseline_path)
+    reg = CollectorRegistry()
+    m = build(TransformerSettings(), ["a", "b"], reg, fetched=fetched)
+    assert m is not None and m.model_version == "sklearn-1"
+    with caplog.at_level(logging.WARNING):
+        assert build(TransformerSettings(), ["a", "c"], None, fetched=fetched) is None
+    assert "the predictor's baseline has inputs" in caplog.text
