@@ -53,6 +53,7 @@ class Pending:
 
 class FeastTransformer(Model):
     monitor: Any = None  # transformer.monitoring.views.Monitoring, set by server.build
+    generations: Any = None  # transformer.generations.CommittedGeneration (precomputed mode)
 
     def __init__(
         self,
@@ -148,6 +149,8 @@ class FeastTransformer(Model):
                 reused = cached.present & (
                     now_us - cached.written_ts <= self.freshness.max_age_s * 1e6
                 )
+                if self.generations is not None:  # only a committed batch run's rows
+                    reused &= self.generations.servable(cached.request_key)
         return Pending(decoded, batch, values, reused, keys)
 
     def _unavailable(self, decoded: Decoded) -> Pending:
