@@ -145,6 +145,7 @@ def wait_committed(tr_url: str, users: list[int], source: str, timeout_s: float 
         time.sleep(0.5)
 
 
+@pytest.mark.timeout(900)  # three Ray runs, a model server and a transformer on a shared machine
 def test_a_killed_run_is_never_served_as_precomputed(fenv, own_redis, model_dir, tmp_path):
     gen_a = run_batch(fenv, model_dir)
     keys, committed = stored(fenv)
