@@ -13,7 +13,7 @@ HELM_RELEASE ?= feast-kserve
 HELM_NAMESPACE ?= feast-inference
 HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
 HELM_UMBRELLA := helm/feast-kserve
-KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated
+KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated batch
 RENDER_DIR ?= build/rendered
 # Packaged charts (make helm-package) and where make helm-push publishes them.
 CHART_DIR ?= build/charts

@@ -200,3 +200,12 @@ def test_network_check_flags_ingress_from_outside_the_job(cronjob: list[v.Obj]) 
 
     got = b.check_batch_network(b.mutated(cronjob, open_ingress), kuberay=False)
     assert any("batch pods admit" in p for p in got), got
+
+
+def test_batch_script_is_the_same_in_helm_and_kustomize() -> None:
+    helm_copy = v.REPO / "helm" / "inference-service" / "files" / "batch.sh"
+    kustomize_copy = v.REPO / "manifests" / "overlays" / "batch" / "batch.sh"
+    assert helm_copy.read_bytes() == kustomize_copy.read_bytes(), (
+        "batch.sh differs between helm/ and manifests/: edit one, copy it to the other"
+    )
+    v.run(["sh", "-n", str(helm_copy)])

@@ -27,6 +27,7 @@ EXPECTED_MODE = {
     "canary": "Knative",
     "kind": "Knative",
     "collocated": "Knative",
+    "batch": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 # the user creates these: the model volume, and the transformer's tokens (no token committed)
@@ -108,7 +109,7 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-bootstrap",
         "feast-feature-store",
         "feast-registry",
-    }
+    } | ({"click-model-batch"} if overlay == "batch" else set())
 
 
 def test_serverless_overlay_autoscales_with_knative() -> None:

@@ -72,6 +72,18 @@ PAIRS: dict[str, list[str]] = {
     ],
 }
 
+# The scheduled batch without KubeRay (batch.mode cronjob) and the transformer serving it.
+PAIRS["batch"] = [
+    *IMAGES,
+    *V1_MODEL,
+    "--set",
+    "inferenceService.transformer.mode=precomputed",
+    "--set",
+    "inferenceService.batch.enabled=true",
+    "--set",
+    "inferenceService.batch.mode=cronjob",
+]
+
 # The chart's collocated switch (inferenceService.collocated.enabled) pairs with
 # overlays/collocated once the chart has it; until then test_kustomize.py checks the overlay
 # against the serverless one.
