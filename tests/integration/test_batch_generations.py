@@ -131,9 +131,12 @@ def kill_mid_write(fenv, model_dir, r: stack.Redis) -> None:
         proc.wait(timeout=30)
     finally:
         client.execute_command("CLIENT", "UNPAUSE")
+        client.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def wait_committed(tr_url: str, users: list[int], source: str, timeout_s: float = 20.0) -> dict:
