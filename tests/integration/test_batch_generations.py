@@ -86,9 +86,9 @@ def stored(fenv) -> tuple[dict[int, str], str | None]:
     """request_key per covered user, and the committed generation, through Feast's SDK."""
     from feast import FeatureStore
 
-    old = {k: os.environ.get(k) for k in fenv.env}
-    os.environ.update(fenv.env)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        for k, val in fenv.env.items():
+            mp.setenv(k, val)
         store = FeatureStore(
             repo_path=str(fenv.repo), fs_yaml_file=fenv.repo / "feature_store.redis.yaml"
         )
@@ -96,12 +96,6 @@ def stored(fenv) -> tuple[dict[int, str], str | None]:
             features=["model_predictions:request_key"],
             entity_rows=[{"user_id": u} for u in [*USERS, COMMIT_ENTITY]],
         ).to_dict()["request_key"]
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return dict(zip(USERS, got[:-1], strict=True)), committed_generation(got[-1])
 
 
