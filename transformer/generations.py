@@ -40,11 +40,10 @@ class CommittedGeneration:
 
     def servable(self, request_keys: Sequence[str]) -> np.ndarray:
         """Per row: may it be served as precomputed (see the module docstring)."""
+        # ~0.1-0.5 us per row (a string compare, short-circuited for committed rows)
         committed = self._row_key
-        return np.fromiter(
-            (not k.startswith(ROW_PREFIX) or k == committed for k in request_keys),
-            bool,
-            len(request_keys),
+        return np.array(
+            [k == committed or not k.startswith(ROW_PREFIX) for k in request_keys], dtype=bool
         )
 
     async def refresh(self) -> None:
