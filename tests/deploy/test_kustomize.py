@@ -30,6 +30,7 @@ EXPECTED_MODE = {
     "stream": "Knative",
     "ensemble": "Knative",
     "payload-logger": "Knative",
+    "batch": "Knative",
 }
 # Provisioned outside the overlays on purpose (manifests/tools/model-store-pvc.yaml).
 # the user creates these: the model volume, and the transformer's tokens (no token committed)
@@ -112,7 +113,7 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-feature-store",
         "feast-registry",
         *(["click-model-ensemble-rules"] if overlay == "ensemble" else []),
-    }
+    } | ({"click-model-batch"} if overlay == "batch" else set())
 
 
 def test_serverless_overlay_autoscales_with_knative() -> None:

@@ -85,7 +85,7 @@ def test_push_pushes_every_image_it_builds() -> None:
         == pushed
         == {
             f"registry.example.com/ml/feast-kserve-{n}:1.2.3"
-            for n in ("transformer", "predictor", "collocated")
+            for n in ("transformer", "predictor", "collocated", "batch")
         }
     )
 

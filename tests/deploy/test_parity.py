@@ -103,6 +103,18 @@ PAIRS["ensemble"] = [
     "inferenceService.ensemble.second.storageUri=pvc://click-model-models/xgboost",
 ]
 
+# The scheduled batch without KubeRay (batch.mode cronjob) and the transformer serving it.
+PAIRS["batch"] = [
+    *IMAGES,
+    *V1_MODEL,
+    "--set",
+    "inferenceService.transformer.mode=precomputed",
+    "--set",
+    "inferenceService.batch.enabled=true",
+    "--set",
+    "inferenceService.batch.mode=cronjob",
+]
+
 # The chart's collocated switch (inferenceService.collocated.enabled) pairs with
 # overlays/collocated once the chart has it; until then test_kustomize.py checks the overlay
 # against the serverless one.

@@ -71,6 +71,14 @@ InferenceService {{ $name }}, {{ .Values.deploymentMode }} mode: model {{ ternar
     Roll back: helm upgrade {{ .Release.Name }} <chart> -n {{ .Release.Namespace }} --reset-then-reuse-values --set {{ .prefix }}canary.trafficPercent=0
 {{- end }}
 {{- end }}
+{{- $batch := .Values.batch | default dict }}
+{{- if $batch.enabled }}
+{{- $cron := include "isvc.batchName" . }}
+  Scheduled batch predictions ({{ $batch.mode | default "cronjob" }}{{ if eq ($batch.mode | default "cronjob") "kuberay" }}: a KubeRay RayJob per run{{ else }}: local Ray in one pod{{ end }}), CronJob {{ $cron }} at "{{ $batch.schedule | default "41 2 * * *" }}"{{ if ne .Values.transformer.mode "precomputed" }}; the transformer is in {{ .Values.transformer.mode }} mode, set {{ .prefix }}transformer.mode=precomputed to serve them{{ end }}.
+    Run now:  kubectl -n {{ .Release.Namespace }} create job --from=cronjob/{{ $cron }} {{ $cron }}-now
+    Summary:  the run's last log line, "batch summary: generation=... written=... failed=..."{{ if eq ($batch.mode | default "cronjob") "kuberay" }}
+              (kubectl -n {{ .Release.Namespace }} get rayjobs; kubectl -n {{ .Release.Namespace }} logs job/<rayjob name>){{ end }}
+{{- end }}
 {{- end -}}
 
 {{/* The stream worker, when on: what runs and how to publish an event.
