@@ -6,23 +6,29 @@ render are also checked by test_kustomize.py / test_helm.py (ci/ensemble-values.
 from __future__ import annotations
 
 import copy
+import functools
 import shutil
 
 import pytest
 import yaml
 
+from tests.deploy import charts as th
 from tests.deploy import ensemble_checks as ec
-from tests.deploy import test_helm as th
 from tests.deploy import validation as v
-from tests.deploy.test_kustomize import objects
+from tests.deploy.parity import kustomize
 
 pytestmark = pytest.mark.unit
 
 OVERLAY = "overlays/ensemble"
 
 
+@functools.cache
+def _render() -> tuple[v.Obj, ...]:
+    return tuple(kustomize("ensemble"))
+
+
 def overlay() -> list[v.Obj]:
-    return objects(OVERLAY)
+    return copy.deepcopy(list(_render()))
 
 
 def one(objs: list[v.Obj], kind: str, name: str | None = None) -> v.Obj:

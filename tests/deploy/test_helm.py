@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shlex
 import shutil
@@ -22,25 +21,19 @@ import pytest
 import yaml
 
 from tests.deploy import validation as v
+from tests.deploy.charts import (
+    CHARTS,
+    HELM_SRC,
+    MINIMAL,
+    RELEASE,
+    REQUIRED_VALUES,
+    SUBCHART_KEYS,
+    UMBRELLA,
+    Helm,
+)
 
 pytestmark = pytest.mark.unit
 
-HELM_SRC = v.REPO / "helm"
-CHARTS = ("redis", "feast-feature-server", "inference-service", "feast-kserve")
-UMBRELLA = "feast-kserve"
-RELEASE = "feast-kserve"
-SUBCHART_KEYS = {
-    "redis": "redis",
-    "feast-feature-server": "feast",
-    "inference-service": "inferenceService",
-}
-
-
-# Charts with required values (image registry/tag, model URI) render only with a values file;
-# test_required_values_are_refused_with_their_names checks the defaults fail.
-REQUIRED_VALUES = {"feast-feature-server", "inference-service", UMBRELLA}
-# The documented minimum: the three required values, every other value a default.
-MINIMAL = "minimal-values.yaml"
 # Values without a default: the schema names them when they are missing.
 REQUIRED_PATHS = {
     "feast-feature-server": ["global/imageRegistry", "global/imageTag"],
@@ -56,50 +49,6 @@ def _values_files(chart: str) -> list[str | None]:
 
 CASES = [(c, f) for c in CHARTS for f in _values_files(c)]
 CASE_IDS = [f"{c}:{f or 'default'}" for c, f in CASES]
-
-
-class Helm:
-    """helm with an isolated home, operating on a private copy of helm/."""
-
-    def __init__(self, root: Path) -> None:
-        self.bin = v.tool("helm")
-        self.charts = root / "helm"
-        home = root / "helm-home"
-        self.env = {
-            **os.environ,
-            "HELM_CACHE_HOME": str(home / "cache"),
-            "HELM_CONFIG_HOME": str(home / "config"),
-            "HELM_DATA_HOME": str(home / "data"),
-            "HELM_NO_PLUGINS": "1",
-            "KUBECONFIG": str(home / "no-kubeconfig"),
-        }
-        self._renders: dict[tuple[str, str | None], list[v.Obj]] = {}
-
-    def run(self, *args: str, expect_ok: bool = True):
-        return v.run([self.bin, *args], env=self.env, expect_ok=expect_ok)
-
-    def values_args(self, chart: str, values: str | None) -> list[str]:
-        return ["-f", str(self.charts / chart / "ci" / values)] if values else []
-
-    def render(self, chart: str, values: str | None = None, *extra: str) -> list[v.Obj]:
-        key = (chart, values) if not extra else None
-        if key and key in self._renders:
-            return self._renders[key]
-        out = self.run(
-            "template",
-            RELEASE,
-            str(self.charts / chart),
-            "--namespace",
-            v.NAMESPACE,
-            "--kube-version",
-            f"{v.K8S_VERSIONS[0]}.0",
-            *self.values_args(chart, values),
-            *extra,
-        ).stdout
-        objs = v.load_docs(out)
-        if key:
-            self._renders[key] = objs
-        return objs
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import yaml
 
 from tests.deploy import stream_checks as sc
 from tests.deploy import validation as v
-from tests.deploy.test_parity import Helm, kustomize
+from tests.deploy.parity import Helm, kustomize
 
 pytestmark = pytest.mark.unit
 
@@ -371,7 +371,7 @@ def test_ci_values_file_enables_everything() -> None:
 def test_kind_overlay_worker_is_the_kind_values_worker(helm: Helm) -> None:
     """The kind e2e deploys the worker with helm (ci/serverless-values.yaml) or kustomize
     (overlays/kind): the same worker objects either way."""
-    from tests.deploy.test_parity import compare
+    from tests.deploy.parity import compare
 
     problems = compare(helm.template(*_values("serverless-values.yaml")), kustomize("kind"))
     assert not [p for p in problems if "stream-worker" in p], problems

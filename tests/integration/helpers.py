@@ -76,3 +76,14 @@ def online_features(features_env, ids, durations, hours) -> dict[str, list[Any]]
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    raise AssertionError(f"{name}{labels} not in /metrics")

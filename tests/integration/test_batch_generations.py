@@ -27,8 +27,8 @@ import redis as redis_py
 from devtools import stack
 from devtools.stack import ROOT
 from predictor.protocol.generation import COMMIT_ENTITY, ROW_PREFIX, committed_generation
-from tests.conftest import features_on, serving
 from tests.integration.helpers import outputs, v2_body
+from tests.servers import features_on, serving
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,7 @@ import pytest
 from devtools import stack
 from predictor.jobs.datagen import USER_FEATURES, click_logit, shift_features
 from predictor.protocol.artifact import read_metadata
-from tests.integration.helpers import outputs, v2_body
+from tests.integration.helpers import metric, outputs, v2_body
 from tests.servers import N_USERS, copy_repo, serving
 
 pytestmark = pytest.mark.integration
@@ -115,17 +115,6 @@ def view(m: Monitored) -> dict:
 
 def psi_by_feature(v: dict) -> dict[str, float]:
     return {f["name"]: f["psi"] for f in v["features"]}
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = httpx.get(f"{url}/metrics", timeout=10).text
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    raise AssertionError(f"{name}{labels} not in /metrics")
 
 
 def test_drift_and_quality_follow_the_shift(monitored):

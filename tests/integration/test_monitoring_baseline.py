@@ -16,8 +16,7 @@ import pytest
 
 from devtools import stack
 from predictor.protocol.artifact import read_metadata
-from tests.integration.helpers import outputs, v2_body
-from tests.integration.test_monitoring import metric
+from tests.integration.helpers import metric, outputs, v2_body
 
 pytestmark = pytest.mark.integration
 
