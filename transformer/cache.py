@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from predictor.protocol import predictions
 from transformer.features import CachedPredictions
 from transformer.metrics import Metrics
 
@@ -112,13 +113,10 @@ class PredictionWriter:
     ) -> int:
         """Queue rows without waiting; returns how many were dropped (queue full)."""
         self._ensure_started()
-        at = written_at or datetime.now(UTC)
         dropped = 0
-        for u, s, f, k in zip(
-            user_ids.tolist(), scores.tolist(), features_ts.tolist(), keys, strict=True
-        ):
+        for row in self.rows(user_ids, scores, version, features_ts, keys, written_at):
             try:
-                self.queue.put_nowait((u, s, version, f, k, at))
+                self.queue.put_nowait(row)
             except asyncio.QueueFull:
                 dropped += 1
         if dropped:
@@ -126,6 +124,24 @@ class PredictionWriter:
             log.warning("write-back queue full: dropped %d predictions", dropped)
         self.metrics.writeback_queue_depth.set(self.queue.qsize())
         return dropped
+
+    @staticmethod
+    def rows(
+        user_ids: np.ndarray,
+        scores: np.ndarray,
+        version: str,
+        features_ts: np.ndarray,
+        keys: list[str],
+        written_at: datetime | None = None,
+    ) -> list[tuple]:
+        """Prediction rows: entity, ``predictions.COLUMNS``, event time."""
+        at = written_at or datetime.now(UTC)
+        return [
+            (u, s, version, f, k, at)
+            for u, s, f, k in zip(
+                user_ids.tolist(), scores.tolist(), features_ts.tolist(), keys, strict=True
+            )
+        ]
 
     def _ensure_started(self) -> None:
         if self._task is None or self._task.done():
@@ -145,17 +161,7 @@ class PredictionWriter:
 
     async def write(self, rows: list[tuple]) -> bool:
         """Write rows now; a failure is logged and counted, never raised."""
-        df = pd.DataFrame(
-            rows,
-            columns=[
-                self.entity_key,
-                "score",
-                "model_version",
-                "features_timestamp",
-                "request_key",
-                "event_timestamp",
-            ],
-        )
+        df = predictions.frame(rows, self.entity_key)
         try:
             await self.sink(df)
         except Exception as e:  # the store is down: counted; no traceback per batch

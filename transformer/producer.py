@@ -51,9 +51,9 @@ class Producer:
         self.view = view
         self.sink = sink
         fv = self.reader.store.get_feature_view(view)
-        from transformer.features import _v2
+        from transformer.features import v2_type
 
-        self.fields = {f.name: _v2(f.dtype) for f in fv.features}
+        self.fields = {f.name: v2_type(f.dtype) for f in fv.features}
         self.join_key = self.reader.join_key
 
     def _frame(self, rows: Any) -> tuple[pd.DataFrame, dict[str, np.ndarray] | None]:
@@ -96,7 +96,7 @@ class Producer:
         await self.sink(self.view, df)  # FeatureStoreUnavailable (503) if it fails
         self.t.metrics.producer_rows.inc(len(df))
         ids = df[self.join_key].to_numpy(np.int64)
-        refreshed = await self.refresh(ids, ctx) if self.t.mode == "cached" else 0
+        refreshed = await self.refresh(ids, ctx) if self.t.policy.refreshes_on_write else 0
         return {"written": len(df), "refreshed": refreshed, "features_timestamp": now.isoformat()}
 
     async def refresh(self, ids: np.ndarray, ctx: dict[str, np.ndarray] | None) -> int:
@@ -122,26 +122,17 @@ class Producer:
         if not ok.any():
             return 0
         pred = await self.t.client.infer(self.t.model_features, batch.matrix[ok])
-        if self.t.freshness is not None:
-            self.t.freshness.versions.note(pred.model_version)
         keys = request_keys(columns, fields, len(ids))
-        rows = [
-            (u, s, pred.model_version, f, k, datetime.now(UTC))
-            for u, s, f, k in zip(
-                ids[ok].tolist(),
-                pred.scores.tolist(),
-                batch.feature_ts[ok].tolist(),
-                [k for k, y in zip(keys, ok, strict=True) if y],
-                strict=True,
-            )
-        ]
-        if not await self.t.writer.write(rows):
+        kept = [k for k, y in zip(keys, ok, strict=True) if y]
+        if not await self.t.policy.write_now(
+            ids[ok], pred.scores, pred.model_version, batch.feature_ts[ok], kept
+        ):
             from transformer.errors import FeatureStoreUnavailable
 
             raise FeatureStoreUnavailable(
                 "features written, but refreshing their predictions failed"
             )
-        return len(rows)
+        return len(kept)
 
 
 def _parse_key(key: str) -> dict[str, Any]:

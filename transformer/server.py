@@ -16,13 +16,14 @@ from predictor.protocol.artifact import load_model
 from predictor.protocol.serving import run_model_server
 from transformer import errors
 from transformer.auth import Auth
-from transformer.cache import Freshness, LiveVersions, PredictionWriter
+from transformer.cache import PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import RequestMetrics
+from transformer.policy import build_policy, policy_class
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
@@ -66,9 +67,9 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         )
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
     wait_for_feature_service(store, settings.feature_service, settings.registry_wait_s)
-    uses_store = settings.mode != "online"
+    mode = policy_class(settings.mode)
     metrics = metrics or Metrics()
-    policy = StorePolicy(
+    store_policy = StorePolicy(
         settings.store_connect_timeout_s,
         settings.store_timeout_s,
         settings.store_breaker_failures,
@@ -79,34 +80,34 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         settings.feature_service,
         model_features,
         rules.stale_after_s,
-        predictions_view=settings.predictions_view if uses_store else None,
+        predictions_view=settings.predictions_view if mode.reads_predictions else None,
         direct_redis=settings.redis_direct_reads,
-        policy=policy,
+        policy=store_policy,
         metrics=metrics,
     )
-    freshness = writer = None
-    if uses_store:
-        freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))
-        writer = PredictionWriter(
+    policy = build_policy(
+        settings.mode,
+        max_age_s=settings.cache_max_age_s,
+        metrics=metrics,
+        fallback=settings.precomputed_fallback,
+        writer=functools.partial(  # made only by the cached policy
+            PredictionWriter,
             functools.partial(reader.write, settings.predictions_view),
             reader.join_key,
             metrics,
             settings.writeback_queue_size,
             settings.writeback_batch_rows,
-        )
+        ),
+    )
     log.info("mode %s", settings.mode)
     model = FeastTransformer(
         settings.model_name,
         reader,
-        model_features,
         client_factory,
         rules,
-        settings.max_batch_size,
+        policy,
         metrics,
-        mode=settings.mode,
-        freshness=freshness,
-        writer=writer,
-        precomputed_fallback=settings.precomputed_fallback,
+        max_batch_size=settings.max_batch_size,
         # the model version the transformer reports and serves on versioned paths
         version=versions[0] if versions else "",
     )

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from predictor.protocol import predictions
 from predictor.protocol.artifact import load_model, read_metadata
 
 log = logging.getLogger("predictor.jobs.batch")
@@ -95,14 +96,6 @@ class ScoreBatch:
         return pd.DataFrame({"user_id": df["user_id"].to_numpy(), "score": score})
 
 
-PREDICTION_COLUMNS = [
-    ("score", "FP64"),
-    ("model_version", "BYTES"),
-    ("features_timestamp", "INT64"),
-    ("request_key", "BYTES"),
-]
-
-
 class ScoreAndWriteRedis(ScoreBatch):
     """Ray worker for Redis online stores: scores its batches and writes them itself, in
     Feast's Redis format (predictor.protocol.feast_redis), so writing scales with the workers
@@ -129,7 +122,7 @@ class ScoreAndWriteRedis(ScoreBatch):
         ids = scored["user_id"].to_numpy()[ok].tolist()
         rows = [(s, self.version, 0, "") for s in scored["score"].to_numpy()[ok].tolist()]
         n = write_rows(
-            self.client, self.layout, self.view, PREDICTION_COLUMNS, ids, rows, self.at, self.ttl
+            self.client, self.layout, self.view, predictions.TYPES, ids, rows, self.at, self.ttl
         )
         return pd.DataFrame({"written": [n]})
 
@@ -141,7 +134,7 @@ def score_and_write_with_ray(
     workers: int,
     batch_size: int,
     address: str | None,
-    view: str = "model_predictions",
+    view: str = predictions.VIEW,
 ) -> int:
     """Redis online stores: score and write in the Ray workers; returns rows written."""
     ray_init(workers, address)
@@ -214,13 +207,12 @@ def write_predictions(
     written = 0
     for start in range(0, len(ok), chunk):
         part = ok.iloc[start : start + chunk]
+        # batch scores: computed for any request context (empty key), any feature time (0)
+        values = (part["score"].to_numpy(np.float64), version, 0, "")
         df = pd.DataFrame(
             {
-                "user_id": part["user_id"].to_numpy(np.int64),
-                "score": part["score"].to_numpy(np.float64),
-                "model_version": version,
-                "features_timestamp": 0,
-                "request_key": "",
+                predictions.ENTITY: part["user_id"].to_numpy(np.int64),
+                **dict(zip(predictions.FIELDS, values, strict=True)),
                 "event_timestamp": now,
             }
         )
@@ -239,7 +231,7 @@ def run(
     batch_size: int = 20_000,
     address: str | None = None,
     feature_service: str = "click_model_v1",
-    view: str = "model_predictions",
+    view: str = predictions.VIEW,
 ) -> BatchResult:
     meta = read_metadata(model_dir)
     seconds: dict[str, float] = {}

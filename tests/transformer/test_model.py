@@ -6,10 +6,11 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import CollectorRegistry
 
-from tests.transformer.fakes import FEATURES, TABLE, FakeClient, FakeReader
-from transformer.cache import Freshness, LiveVersions
+from tests.transformer.fakes import TABLE, FakeClient, FakeReader
+from transformer.cache import Freshness
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
+from transformer.policy import build_policy
 from transformer.rules import BusinessRules
 
 pytestmark = pytest.mark.unit
@@ -29,23 +30,31 @@ class RecordingWriter:
         return None
 
 
+class Harness(FeastTransformer):
+    """The model, with the write-back queue and freshness rule the test inspects."""
+
+    writer: RecordingWriter
+    freshness: Freshness | None
+
+
 def make(rules=None, mode="online", fallback="model"):
     client = FakeClient()
     metrics = Metrics(CollectorRegistry())
-    versions = LiveVersions(3600)
-    model = FeastTransformer(
+    writer = RecordingWriter()
+    policy = build_policy(
+        mode, max_age_s=3600, metrics=metrics, writer=lambda: writer, fallback=fallback
+    )
+    model = Harness(
         "click-model",
         FakeReader(),
-        FEATURES,
         lambda: client,
         rules or BusinessRules(),
-        100,
+        policy,
         metrics,
-        mode=mode,
-        freshness=Freshness(3600, versions),
-        writer=RecordingWriter(),
-        precomputed_fallback=fallback,
+        max_batch_size=100,
     )
+    model.writer = writer  # written to by the cached policy only
+    model.freshness = getattr(policy, "freshness", None)
     return model, client
 
 

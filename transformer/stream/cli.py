@@ -32,8 +32,8 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.features import (
         FeatureConfigError,
         FeatureReader,
-        _v2,
         open_store,
+        v2_type,
         wait_for_feature_service,
     )
     from transformer.predictor_client import (
@@ -90,7 +90,7 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.stream.fold import FEATURES
 
     view = store.get_feature_view(settings.features_view)
-    types = {f.name: _v2(f.dtype) for f in view.features}
+    types = {f.name: v2_type(f.dtype) for f in view.features}
     lacking = sorted(set(FEATURES) - set(types))
     if lacking:
         raise FeatureConfigError(f"feature view '{settings.features_view}' lacks {lacking}")
