@@ -173,6 +173,21 @@ def _connection_lost(e: BaseException) -> bool:
     return isinstance(e, RedisConnectionError | ConnectionError)
 
 
+async def dedicated_client(store: Any, read_timeout_s: float) -> Any:
+    """A redis.asyncio client of the store's Redis of its own, with ``read_timeout_s``.
+
+    Built by Feast's own code from ``feature_store.yaml`` (plain, cluster or sentinel; password,
+    TLS), on a fresh online-store object: Feast's shared cached client, and the time bounds
+    ``RedisClient`` puts on it, stay as they are. The stream worker blocks in XREADGROUP and
+    needs a longer read timeout than the request path (a later option in Feast's connection
+    string wins). The caller closes it.
+    """
+    online = type(store._get_provider().online_store)()
+    config = store.config.online_store.model_copy()
+    config.connection_string += f",socket_timeout={read_timeout_s:g}"
+    return await online._get_client_async(config)
+
+
 class RedisClient:
     """Feast's async Redis client for this store, with the transformer's time bounds.
 

@@ -30,7 +30,8 @@ from transformer.predictor_client import (
     fetch_model_metadata,
     make_client,
 )
-from transformer.producer import Producer, install_route
+from transformer.producer.core import Producer
+from transformer.producer.http import install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
 from transformer.store_health import StorePolicy
@@ -151,7 +152,7 @@ def serve(settings: TransformerSettings) -> None:
         for p in model.reader.service.feature_view_projections
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
-    producer = Producer(model, user_view, model.reader.write)
+    producer = Producer(model.reader, user_view, model.policy, lambda: model.client, model.metrics)
     extra_apps: list[tuple[int, ASGIApp]] = []
     if settings.producer_port is None:
         install_route(app, producer)

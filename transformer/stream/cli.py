@@ -42,6 +42,7 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         fetch_model_metadata,
         make_client,
     )
+    from transformer.redis_direct import dedicated_client
     from transformer.rules import load_rules
     from transformer.stream.metrics import StreamMetrics
     from transformer.stream.scoring import Scoring
@@ -98,15 +99,8 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         context = parse_context(settings.default_context)
     except SystemExit as e:
         raise FeatureConfigError(f"default_context: {e}") from None
-    online = store._get_provider().online_store
-    # The worker blocks in XREADGROUP for block_ms: its client's read timeout must outlast
-    # that. FeatureReader puts the transformer's store timeout (a few hundred ms, for the
-    # request path) on the shared config; the worker's own client takes a longer one (a later
-    # option in Feast's connection string wins).
-    config = store.config.online_store.model_copy()
-    config.connection_string += f",socket_timeout={settings.block_ms / 1000 + 10:g}"
-    online._client_async = None
-    redis = await online._get_client_async(config)
+    # The worker blocks in XREADGROUP for block_ms: its client's read timeout must outlast that
+    redis = await dedicated_client(store, read_timeout_s=settings.block_ms / 1000 + 10)
     metrics = metrics or StreamMetrics()
     source = RedisStreamSource(
         redis,
