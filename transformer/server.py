@@ -18,6 +18,7 @@ from transformer import errors
 from transformer.auth import Auth
 from transformer.cache import PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
+from transformer.features.store_health import StorePolicy
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
 from transformer.monitoring import payload as payload_log
@@ -34,7 +35,6 @@ from transformer.producer.core import Producer
 from transformer.producer.http import install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
-from transformer.store_health import StorePolicy
 
 log = logging.getLogger(__name__)
 

@@ -36,13 +36,13 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         v2_type,
         wait_for_feature_service,
     )
+    from transformer.features.redis_direct import dedicated_client
     from transformer.predictor_client import (
         LocalPredictorClient,
         PredictorClient,
         fetch_model_metadata,
         make_client,
     )
-    from transformer.redis_direct import dedicated_client
     from transformer.rules import load_rules
     from transformer.stream.metrics import StreamMetrics
     from transformer.stream.scoring import Scoring

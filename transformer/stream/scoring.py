@@ -1,7 +1,7 @@
 """The model call for a batch of changed users: the same feature vector as online serving.
 
 The new ``user_data`` values go through the reader's own assembly
-(``transformer.feature_layout.FeatureLayout``: ``on_demand`` runs the on-demand views'
+(``transformer.features.layout.FeatureLayout``: ``on_demand`` runs the on-demand views'
 transformations, ``assemble`` builds the model's matrix), exactly as if they had been read
 from the store, and the matrix goes to a ``PredictorClient``: the
 collocated in-process client (``--model_dir``, the predictor's loader) or v2 REST/gRPC to the
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from transformer.cache import request_keys
-from transformer.feature_layout import Fetched
 from transformer.features import FeatureReader
+from transformer.features.layout import Fetched
 from transformer.predictor_client import PredictorClient
 from transformer.rules import BusinessRules
 

@@ -1,11 +1,11 @@
 """Online features through Feast, for a batch of users, in one online-store round trip.
 
-- The feature service is resolved once from the registry (``transformer.feature_layout``).
-- The fetcher is chosen once, at start: on Redis the direct reader
-  (``transformer.redis_direct``: one HMGET per user, one pipeline per batch), else Feast's SDK
-  (``transformer.sdk_fetch``: awaited where the store reads async, else in a worker thread).
+- The feature service is resolved once from the registry (``transformer.features.layout``).
+- The fetcher is chosen once, at start: on Redis the direct reader (``redis_direct``: one
+  HMGET per user, one pipeline per batch), else Feast's SDK (``sdk``: awaited where the store
+  reads async, else in a worker thread).
 - Every store operation goes through the breaker and the time bounds
-  (``transformer.store_health``); a failure is ``FeatureStoreUnavailable`` (503).
+  (``transformer.features.store_health``); a failure is ``FeatureStoreUnavailable`` (503).
 - The registry is refreshed in the background, never on the request path.
 - Features come back in the model's order as a float matrix, with per-row status
   (present / missing / stale) and the event time of each user's feature row.
@@ -29,35 +29,15 @@ from predictor.protocol.artifact import FeatureSpec
 from predictor.protocol.codec import TensorSpec
 from predictor.protocol.feast_redis import FeastRedisLayout
 from transformer.errors import FeatureStoreUnavailable
-from transformer.feature_layout import (
-    CachedPredictions,
-    FeatureBatch,
-    FeatureConfigError,
-    FeatureLayout,
-    Fetched,
-    v2_type,
-)
+from transformer.features.layout import FeatureBatch, FeatureConfigError, FeatureLayout, Fetched
+from transformer.features.redis_direct import RedisClient, RedisDirect
+from transformer.features.sdk import SdkFetch
+from transformer.features.store_health import StoreBreaker, StorePolicy
 from transformer.metrics import Metrics
-from transformer.redis_direct import RedisClient, RedisDirect
-from transformer.sdk_fetch import SdkFetch
-from transformer.store_health import StoreBreaker, StorePolicy
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Re-exported: the data an online read produces, and the start-up error (callers and tests
-# import them from here).
-__all__ = [
-    "CachedPredictions",
-    "FeatureBatch",
-    "FeatureConfigError",
-    "FeatureReader",
-    "Fetched",
-    "open_store",
-    "v2_type",
-    "wait_for_feature_service",
-]
 
 
 class Fetcher(Protocol):

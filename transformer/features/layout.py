@@ -4,8 +4,8 @@ an online read produces.
 ``FeatureLayout.resolve`` reads the registry at start-up: the model's features by short and
 full name, the batch views (those with rows in the online store) and their features, the
 on-demand views and the request fields they need, the entity join key, and the predictions
-view when the serving mode reads one. Both fetchers (``transformer.redis_direct.RedisDirect``,
-``transformer.sdk_fetch.SdkFetch``) take it as their only description of what to read, and
+view when the serving mode reads one. Both fetchers (``redis_direct.RedisDirect``,
+``sdk.SdkFetch``) take it as their only description of what to read, and
 ``FeatureLayout.assemble`` turns what they return (``Fetched``) into the model's matrix
 (``FeatureBatch``). The stream worker assembles its vectors with the same two public calls
 (``on_demand`` then ``assemble``), so it scores exactly what online serving would.

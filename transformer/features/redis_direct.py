@@ -9,7 +9,7 @@ predictions included, in one pipeline: one round trip per batch.
 
 Everything is derived from Feast's registry and Feast's own helpers (key serialization, field
 hashing, the client built from ``feature_store.yaml``), and the on-demand features run the
-view's own transformation (``transformer.feature_layout.OnDemand``).
+view's own transformation (``transformer.features.layout.OnDemand``).
 ``tests/transformer/test_redis_direct.py`` checks parity with
 ``FeatureStore.get_online_features`` for every feature type in the repo.
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from predictor.protocol import predictions
 from predictor.protocol.feast_redis import FeastRedisLayout, decode_micros, decode_value
-from transformer.feature_layout import FeatureLayout, Fetched
+from transformer.features.layout import FeatureLayout, Fetched
 
 
 class RedisDirect:

@@ -2,8 +2,8 @@
 
 Stores with async reads (Redis) are awaited on the event loop; the others (SQLite) run in a
 worker thread through ``in_thread`` (the reader's lock: Feast's SQLite store shares one
-connection between threads). On Redis the direct reader (``transformer.redis_direct``) is the
-default and this one is its parity reference.
+connection between threads). On Redis the direct reader (``redis_direct``) is the default
+and this one is its parity reference.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from predictor.protocol import predictions
-from transformer.feature_layout import FeatureLayout, Fetched
+from transformer.features.layout import FeatureLayout, Fetched
 
 PRESENT = 1  # feast FieldStatus.PRESENT
 
