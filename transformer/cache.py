@@ -86,6 +86,31 @@ class Freshness:
         )
 
 
+@dataclass
+class NewPredictions:
+    """The model's scores for some users, as the predictions view stores them."""
+
+    user_ids: np.ndarray
+    scores: np.ndarray
+    version: str
+    features_ts: np.ndarray  # event time (µs) of the features each score was computed from
+    keys: list[str]  # request key of each row
+
+    def rows(self, written_at: datetime | None = None) -> list[tuple]:
+        """Prediction rows: entity, ``predictions.COLUMNS``, event time."""
+        at = written_at or datetime.now(UTC)
+        return [
+            (u, s, self.version, f, k, at)
+            for u, s, f, k in zip(
+                self.user_ids.tolist(),
+                self.scores.tolist(),
+                self.features_ts.tolist(),
+                self.keys,
+                strict=True,
+            )
+        ]
+
+
 class PredictionWriter:
     """Bounded queue + background batch writer of prediction rows."""
 
@@ -114,7 +139,8 @@ class PredictionWriter:
         """Queue rows without waiting; returns how many were dropped (queue full)."""
         self._ensure_started()
         dropped = 0
-        for row in self.rows(user_ids, scores, version, features_ts, keys, written_at):
+        new = NewPredictions(user_ids, scores, version, features_ts, keys)
+        for row in new.rows(written_at):
             try:
                 self.queue.put_nowait(row)
             except asyncio.QueueFull:
@@ -124,24 +150,6 @@ class PredictionWriter:
             log.warning("write-back queue full: dropped %d predictions", dropped)
         self.metrics.writeback_queue_depth.set(self.queue.qsize())
         return dropped
-
-    @staticmethod
-    def rows(
-        user_ids: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        features_ts: np.ndarray,
-        keys: list[str],
-        written_at: datetime | None = None,
-    ) -> list[tuple]:
-        """Prediction rows: entity, ``predictions.COLUMNS``, event time."""
-        at = written_at or datetime.now(UTC)
-        return [
-            (u, s, version, f, k, at)
-            for u, s, f, k in zip(
-                user_ids.tolist(), scores.tolist(), features_ts.tolist(), keys, strict=True
-            )
-        ]
 
     def _ensure_started(self) -> None:
         if self._task is None or self._task.done():

@@ -17,6 +17,7 @@ from kserve import Model
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from predictor.protocol.artifact import FeatureSpec
+from transformer.cache import NewPredictions
 from transformer.codec import (
     OUTPUTS,
     Answer,
@@ -175,14 +176,14 @@ class FeastTransformer(Model):
             for i in idx.tolist():
                 version[i] = pred.model_version
                 source[i] = "model"
-            self.policy.scored(
+            new = NewPredictions(
                 payload.decoded.columns[self.reader.join_key][idx],
                 pred.scores,
                 pred.model_version,
                 batch.feature_ts[idx],
                 [payload.keys[i] for i in idx.tolist()],
-                payload.decoded.use_cache,
             )
+            self.policy.scored(new, payload.decoded.use_cache)
         if self.monitor is not None:  # drift + quality: vectorized counts, no per-row work
             users = payload.decoded.columns[self.reader.join_key]
             self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)

@@ -25,7 +25,13 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from transformer.cache import Freshness, LiveVersions, PredictionWriter, request_keys
+from transformer.cache import (
+    Freshness,
+    LiveVersions,
+    NewPredictions,
+    PredictionWriter,
+    request_keys,
+)
 from transformer.features import FeatureBatch
 from transformer.metrics import Metrics
 
@@ -53,25 +59,10 @@ class ServingPolicy:
         """Rows the policy answers with the default (on top of the rules' own defaults)."""
         return np.zeros(len(reused), bool)
 
-    def scored(
-        self,
-        user_ids: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        feature_ts: np.ndarray,
-        keys: list[str],
-        use_cache: bool,
-    ) -> None:
+    def scored(self, new: NewPredictions, use_cache: bool) -> None:
         """The model answered these rows."""
 
-    async def write_now(
-        self,
-        user_ids: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        feature_ts: np.ndarray,
-        keys: list[str],
-    ) -> bool:
+    async def write_now(self, new: NewPredictions) -> bool:
         """Store predictions now (awaited); False if the store failed."""
         return True
 
@@ -109,31 +100,14 @@ class CachedPolicy(ServingPolicy):
         self.metrics.cache_misses.inc(int((~reused & ~batch.missing).sum()))
         return reused, keys
 
-    def scored(
-        self,
-        user_ids: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        feature_ts: np.ndarray,
-        keys: list[str],
-        use_cache: bool,
-    ) -> None:
-        self.freshness.versions.note(version)
+    def scored(self, new: NewPredictions, use_cache: bool) -> None:
+        self.freshness.versions.note(new.version)
         if use_cache:
-            self.writer.submit(user_ids, scores, version, feature_ts, keys)
+            self.writer.submit(new.user_ids, new.scores, new.version, new.features_ts, new.keys)
 
-    async def write_now(
-        self,
-        user_ids: np.ndarray,
-        scores: np.ndarray,
-        version: str,
-        feature_ts: np.ndarray,
-        keys: list[str],
-    ) -> bool:
-        self.freshness.versions.note(version)
-        return await self.writer.write(
-            self.writer.rows(user_ids, scores, version, feature_ts, keys)
-        )
+    async def write_now(self, new: NewPredictions) -> bool:
+        self.freshness.versions.note(new.version)
+        return await self.writer.write(new.rows())
 
     async def close(self, flush_timeout_s: float) -> None:
         await self.writer.close(flush_timeout_s)

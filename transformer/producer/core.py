@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from kserve.errors import InvalidInput
 
-from transformer.cache import request_keys
+from transformer.cache import NewPredictions, request_keys
 from transformer.errors import FeatureStoreUnavailable
 from transformer.features import FeatureReader, v2_type
 from transformer.metrics import Metrics
@@ -129,9 +129,8 @@ class Producer:
         pred = await self.predictor().infer(self.reader.model_features, batch.matrix[ok])
         keys = request_keys(columns, fields, len(ids))
         kept = [k for k, y in zip(keys, ok, strict=True) if y]
-        if not await self.policy.write_now(
-            ids[ok], pred.scores, pred.model_version, batch.feature_ts[ok], kept
-        ):
+        new = NewPredictions(ids[ok], pred.scores, pred.model_version, batch.feature_ts[ok], kept)
+        if not await self.policy.write_now(new):
             raise FeatureStoreUnavailable(
                 "features written, but refreshing their predictions failed"
             )

@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 
 from tests.transformer.fakes import FEATURES, FakeClient, FakeReader
-from transformer.cache import PredictionWriter
 from transformer.errors import FeatureStoreUnavailable, PredictorTimeout
 from transformer.metrics import Metrics
 from transformer.policy import build_policy
@@ -64,8 +63,7 @@ def make(mode="cached", client=None):
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     sink = Sink()
-    # the real queue's row builder, the sink in place of its store write
-    writer = SimpleNamespace(write=sink.write, rows=PredictionWriter.rows)
+    writer = SimpleNamespace(write=sink.write)  # the write-back queue's awaited write
     policy = build_policy(mode, max_age_s=3600, metrics=metrics, writer=lambda: writer)
     producer = Producer(reader, "v", policy, lambda: client, metrics)
     app = Starlette()
