@@ -28,6 +28,8 @@ from feast import (
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float32, Float64, Int64, String
 
+from predictor.protocol import predictions
+
 user = Entity(
     name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A site user"
 )
@@ -115,23 +117,17 @@ model_predictions_push = PushSource(
     name="model_predictions_push", batch_source=model_predictions_source
 )
 
+# The columns are defined once, in predictor.protocol.predictions (installed in the image
+# that runs `feast apply`), for the transformer, the stream worker and the batch job alike.
+_FEAST_TYPES = {"FP64": Float64, "INT64": Int64, "BYTES": String}
+
 model_predictions = FeatureView(
-    name="model_predictions",
+    name=predictions.VIEW,
     entities=[user],
     ttl=timedelta(days=7),
     schema=[
-        Field(name="score", dtype=Float64, description="Predicted click probability"),
-        Field(name="model_version", dtype=String, description="Version id of the model"),
-        Field(
-            name="features_timestamp",
-            dtype=Int64,
-            description="Event time (epoch µs) of the user_data row the score was computed from",
-        ),
-        Field(
-            name="request_key",
-            dtype=String,
-            description="Request-time fields the score was computed for; empty for batch scores",
-        ),
+        Field(name=c.name, dtype=_FEAST_TYPES[c.datatype], description=c.description)
+        for c in predictions.COLUMNS
     ],
     online=True,
     source=model_predictions_push,

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from predictor.protocol import predictions
 from transformer.features import CachedPredictions
 from transformer.metrics import Metrics
 
@@ -85,6 +86,31 @@ class Freshness:
         )
 
 
+@dataclass
+class NewPredictions:
+    """The model's scores for some users, as the predictions view stores them."""
+
+    user_ids: np.ndarray
+    scores: np.ndarray
+    version: str
+    features_ts: np.ndarray  # event time (µs) of the features each score was computed from
+    keys: list[str]  # request key of each row
+
+    def rows(self, written_at: datetime | None = None) -> list[tuple]:
+        """Prediction rows: entity, ``predictions.COLUMNS``, event time."""
+        at = written_at or datetime.now(UTC)
+        return [
+            (u, s, self.version, f, k, at)
+            for u, s, f, k in zip(
+                self.user_ids.tolist(),
+                self.scores.tolist(),
+                self.features_ts.tolist(),
+                self.keys,
+                strict=True,
+            )
+        ]
+
+
 class PredictionWriter:
     """Bounded queue + background batch writer of prediction rows."""
 
@@ -112,13 +138,11 @@ class PredictionWriter:
     ) -> int:
         """Queue rows without waiting; returns how many were dropped (queue full)."""
         self._ensure_started()
-        at = written_at or datetime.now(UTC)
         dropped = 0
-        for u, s, f, k in zip(
-            user_ids.tolist(), scores.tolist(), features_ts.tolist(), keys, strict=True
-        ):
+        new = NewPredictions(user_ids, scores, version, features_ts, keys)
+        for row in new.rows(written_at):
             try:
-                self.queue.put_nowait((u, s, version, f, k, at))
+                self.queue.put_nowait(row)
             except asyncio.QueueFull:
                 dropped += 1
         if dropped:
@@ -145,17 +169,7 @@ class PredictionWriter:
 
     async def write(self, rows: list[tuple]) -> bool:
         """Write rows now; a failure is logged and counted, never raised."""
-        df = pd.DataFrame(
-            rows,
-            columns=[
-                self.entity_key,
-                "score",
-                "model_version",
-                "features_timestamp",
-                "request_key",
-                "event_timestamp",
-            ],
-        )
+        df = predictions.frame(rows, self.entity_key)
         try:
             await self.sink(df)
         except Exception as e:  # the store is down: counted; no traceback per batch

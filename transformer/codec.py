@@ -1,8 +1,13 @@
-"""Transformer requests and responses, v1 and v2.
+"""Transformer requests and responses, v1 and v2: decode and encode, paired, in one place.
 
 Requests carry the entity key (``user_id``) and the request fields of the on-demand feature
 view, one row per user. Responses carry one value per row for each output below, plus one
 FP64 output per feature (full Feast name) when ``"return_features": true``.
+
+A v2 request whose inputs are exactly the model's features is a *passthrough*
+(``decode_passthrough`` / ``encode_passthrough``): the features-free approach, forwarded to
+the predictor as it is. The tensor-level work (validation, v1/v2 columns) is
+``predictor.protocol.codec``'s; this module is the only caller of it in the transformer.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 import numpy as np
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from predictor.protocol.artifact import FeatureSpec
 from predictor.protocol.codec import TensorSpec, bool_param, decode_v1, decode_v2
 
 OUTPUTS = [
@@ -50,6 +56,44 @@ class Answer:
     features: dict[str, list[Any]] = field(default_factory=dict)
     prediction_id: list[str] = field(default_factory=list)  # bandit on: "" for default rows
     members: dict[str, tuple[np.ndarray, list[str]]] = field(default_factory=dict)
+
+
+@dataclass
+class Passthrough:
+    """A v2 request that already carries the model's features: forwarded as it is."""
+
+    matrix: np.ndarray  # (N, F) float64, model order
+    request_id: str
+
+
+def decode_passthrough(
+    payload: Any, features: list[FeatureSpec], max_rows: int
+) -> Passthrough | None:
+    """The request as a feature matrix if its inputs are exactly the model's features."""
+    if not isinstance(payload, InferRequest) or not payload.inputs:
+        return None
+    if {i.name for i in payload.inputs} != {f.name for f in features}:
+        return None
+    specs = [TensorSpec(f.name, f.datatype) for f in features]
+    cols, _ = decode_v2(payload, specs, max_rows)
+    matrix = np.column_stack([cols[s.name].astype(np.float64) for s in specs])
+    return Passthrough(matrix, payload.id or "")
+
+
+def encode_passthrough(
+    request_id: str, model_name: str, scores: np.ndarray, model_version: str
+) -> InferResponse:
+    """The predictor's answer to a passthrough request, as the predictor gives it."""
+    n = len(scores)
+    return InferResponse(
+        response_id=request_id,
+        model_name=model_name,
+        model_version=model_version,
+        infer_outputs=[
+            InferOutput("probability", [n], "FP64", scores.tolist()),
+            InferOutput("model_version", [n], "BYTES", [model_version] * n),
+        ],
+    )
 
 
 def decode(payload: Any, specs: list[TensorSpec], max_rows: int) -> Decoded:

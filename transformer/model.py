@@ -8,36 +8,35 @@ postprocess: business rules → per-row outputs in the request's protocol
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from kserve import Model
-from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferRequest, InferResponse
 
 from predictor.protocol.artifact import FeatureSpec
-from predictor.protocol.codec import TensorSpec, decode_v2
-from transformer.cache import Freshness, PredictionWriter, request_keys
-from transformer.codec import OUTPUTS, Answer, Decoded, decode, encode
+from transformer.cache import NewPredictions
+from transformer.codec import (
+    OUTPUTS,
+    Answer,
+    Decoded,
+    Passthrough,
+    decode,
+    decode_passthrough,
+    encode,
+    encode_passthrough,
+)
 from transformer.errors import FeatureStoreUnavailable
 from transformer.features import FeatureBatch, FeatureReader
 from transformer.metrics import Metrics
 from transformer.multimodel.ensemble import member_columns
+from transformer.policy import ServingPolicy
 from transformer.predictor_client import Prediction, PredictorClient
 from transformer.rules import BusinessRules
 
 log = logging.getLogger(__name__)
-
-Mode = Literal["online", "cached", "precomputed"]
-
-
-@dataclass
-class Passthrough:
-    """A v2 request that already carries the model's features: forwarded as it is."""
-
-    matrix: np.ndarray
-    request_id: str
 
 
 @dataclass
@@ -58,40 +57,32 @@ class FeastTransformer(Model):
     # prediction_id per scored row, its record stored off the request path
     recorder: Any = None
     bandit: Any = None  # transformer.multimodel.arms.Bandit (its lifecycle), set by server.build
-    generations: Any = None  # transformer.generations.CommittedGeneration (precomputed mode)
+    generations: Any = None  # its refresh task (the precomputed policy reads it), set by build
 
     def __init__(
         self,
         name: str,
         reader: FeatureReader,
-        model_features: list[FeatureSpec],
-        client_factory: Any,
+        client_factory: Callable[[], PredictorClient],
         rules: BusinessRules,
-        max_batch_size: int,
+        policy: ServingPolicy,
         metrics: Metrics,
-        mode: Mode = "online",
-        freshness: Freshness | None = None,
-        writer: PredictionWriter | None = None,
-        precomputed_fallback: Literal["model", "default"] = "model",
+        *,
+        max_batch_size: int,
         version: str = "",
     ):
+        """``reader`` gives the features in the model's order (``reader.model_features``);
+        ``policy`` is the serving mode (``transformer.policy.build_policy``)."""
         super().__init__(name)
         # Reported in the v2 metadata (``versions``) and served on versioned paths: the
         # predictor model version this transformer was started against.
         self.version = version
-        if mode != "online" and freshness is None:
-            raise ValueError(f"mode {mode!r} needs a Freshness policy")
-        if mode == "cached" and writer is None:
-            raise ValueError("mode 'cached' needs a PredictionWriter")
         self.reader = reader
-        self.model_features = model_features
+        self.model_features: list[FeatureSpec] = reader.model_features
         self.rules = rules
+        self.policy = policy
         self.max_batch_size = max_batch_size
         self.metrics = metrics
-        self.mode = mode
-        self.freshness = freshness
-        self.writer = writer
-        self.precomputed_fallback = precomputed_fallback
         self._client_factory = client_factory
         self._client: PredictorClient | None = None
         self.ready = True
@@ -116,48 +107,24 @@ class FeastTransformer(Model):
     def validate(self, payload: Any) -> Any:
         return payload
 
-    def _is_passthrough(self, payload: Any) -> bool:
-        if not isinstance(payload, InferRequest) or not payload.inputs:
-            return False
-        names = {i.name for i in payload.inputs}
-        return names == {f.name for f in self.model_features}
-
     async def preprocess(
         self, payload: dict | InferRequest, headers: dict[str, str] | None = None
     ) -> Pending | Passthrough:
-        if self._is_passthrough(payload):
-            assert isinstance(payload, InferRequest)
-            specs = [TensorSpec(f.name, f.datatype) for f in self.model_features]
-            cols, _ = decode_v2(payload, specs, self.max_batch_size)
-            matrix = np.column_stack([cols[s.name].astype(np.float64) for s in specs])
-            return Passthrough(matrix, payload.id or "")
+        passthrough = decode_passthrough(payload, self.model_features, self.max_batch_size)
+        if passthrough is not None:
+            return passthrough
         decoded = decode(payload, self.reader.input_specs, self.max_batch_size)
-        use_store = self.mode != "online" and decoded.use_cache
-        n = decoded.n
+        use_store = self.policy.reads(decoded.use_cache)
         try:
             batch, values = await self.reader.read(decoded.columns, with_predictions=use_store)
         except FeatureStoreUnavailable:
             if self.rules.store_unavailable != "default":
                 raise
             return self._unavailable(decoded)
-        fields = list(self.reader.request_fields)
-        keys = request_keys(decoded.columns, fields, n) if use_store else [""] * n
-        reused = np.zeros(n, bool)
-        if use_store and batch.cached is not None and self.freshness is not None:
-            cached = batch.cached
-            if self.mode == "cached":
-                reused = self.freshness.fresh(cached, batch.feature_ts, keys) & ~batch.missing
-                stale = cached.present & ~reused & ~batch.missing
-                self.metrics.cache_hits.inc(int(reused.sum()))
-                self.metrics.cache_stale.inc(int(stale.sum()))
-                self.metrics.cache_misses.inc(int((~reused & ~batch.missing).sum()))
-            else:  # precomputed: batch scores, any request context, younger than max age
-                now_us = int(time.time() * 1e6)
-                reused = cached.present & (
-                    now_us - cached.written_ts <= self.freshness.max_age_s * 1e6
-                )
-                if self.generations is not None:  # only a committed batch run's rows
-                    reused &= self.generations.servable(cached.request_key)
+        if not use_store:
+            n = decoded.n
+            return Pending(decoded, batch, values, np.zeros(n, bool), [""] * n)
+        reused, keys = self.policy.reuse(batch, decoded.columns, list(self.reader.request_fields))
         return Pending(decoded, batch, values, reused, keys)
 
     def _unavailable(self, decoded: Decoded) -> Pending:
@@ -181,10 +148,7 @@ class FeastTransformer(Model):
         default = batch.missing & ~p.reused
         if self.rules.stale_features == "default":
             default |= batch.stale & ~p.reused
-        fallback_default = self.mode == "precomputed" and self.precomputed_fallback == "default"
-        if fallback_default and p.decoded.use_cache:  # "cache": false always asks the model
-            default |= ~p.reused
-        return default
+        return default | self.policy.must_default(p.reused, p.decoded.use_cache)
 
     async def predict(
         self,
@@ -195,15 +159,8 @@ class FeastTransformer(Model):
         if isinstance(payload, Passthrough):
             pred = await self.client.infer(self.model_features, payload.matrix)
             self.metrics.predictions.labels(source="passthrough").inc(len(pred.scores))
-            n = len(pred.scores)
-            return InferResponse(
-                response_id=payload.request_id,
-                model_name=self.name,
-                model_version=pred.model_version,
-                infer_outputs=[
-                    InferOutput("probability", [n], "FP64", pred.scores.tolist()),
-                    InferOutput("model_version", [n], "BYTES", [pred.model_version] * n),
-                ],
+            return encode_passthrough(
+                payload.request_id, self.name, pred.scores, pred.model_version
             )
         batch = payload.features
         n = payload.decoded.n
@@ -217,7 +174,7 @@ class FeastTransformer(Model):
         if reused.any():
             cached = batch.cached
             assert cached is not None
-            label = "cache" if self.mode == "cached" else "precomputed"
+            label = self.policy.label
             for i in np.flatnonzero(reused).tolist():
                 score[i] = cached.score[i]
                 version[i] = cached.model_version[i]
@@ -228,16 +185,14 @@ class FeastTransformer(Model):
             for i in idx.tolist():
                 version[i] = pred.model_version
                 source[i] = "model"
-            if self.freshness is not None:
-                self.freshness.versions.note(pred.model_version)
-            if self.mode == "cached" and payload.decoded.use_cache and self.writer is not None:
-                self.writer.submit(
-                    payload.decoded.columns[self.reader.join_key][idx],
-                    pred.scores,
-                    pred.model_version,
-                    batch.feature_ts[idx],
-                    [payload.keys[i] for i in idx.tolist()],
-                )
+            new = NewPredictions(
+                payload.decoded.columns[self.reader.join_key][idx],
+                pred.scores,
+                pred.model_version,
+                batch.feature_ts[idx],
+                [payload.keys[i] for i in idx.tolist()],
+            )
+            self.policy.scored(new, payload.decoded.use_cache)
         if self.monitor is not None:  # drift + quality: vectorized counts, no per-row work
             users = payload.decoded.columns[self.reader.join_key]
             self.monitor.observe(batch.matrix, np.where(to_model | reused, score, np.nan), users)
@@ -285,8 +240,7 @@ class FeastTransformer(Model):
         return encode(result, self.name, self.reader.join_key)
 
     async def close(self, flush_timeout_s: float = 10.0) -> None:
-        if self.writer is not None:
-            await self.writer.close(flush_timeout_s)
+        await self.policy.close(flush_timeout_s)
         if self._client is not None:
             await self._client.close()
         await self.reader.close()

@@ -16,8 +16,9 @@ from predictor.protocol.artifact import load_model
 from predictor.protocol.serving import run_model_server
 from transformer import errors
 from transformer.auth import Auth
-from transformer.cache import Freshness, LiveVersions, PredictionWriter
+from transformer.cache import PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
+from transformer.features.store_health import StorePolicy
 from transformer.generations import CommittedGeneration, commit_reader
 from transformer.metrics import Metrics
 from transformer.model import FeastTransformer
@@ -28,16 +29,17 @@ from transformer.monitoring.http import HttpStats
 from transformer.multimodel import arms as bandit_arms
 from transformer.multimodel import ensemble
 from transformer.multimodel import feedback as bandit_feedback
+from transformer.policy import PrecomputedPolicy, build_policy, policy_class
 from transformer.predictor_client import (
     LocalPredictorClient,
     PredictorClient,
     fetch_model_metadata,
     make_client,
 )
-from transformer.producer import Producer, install_route
+from transformer.producer.core import Producer
+from transformer.producer.http import install_route
 from transformer.rules import load_rules
 from transformer.settings import TransformerSettings
-from transformer.store_health import StorePolicy
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +92,9 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         )
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
     wait_for_feature_service(store, settings.feature_service, settings.registry_wait_s)
-    uses_store = settings.mode != "online"
+    mode = policy_class(settings.mode)
     metrics = metrics or Metrics()
-    policy = StorePolicy(
+    store_policy = StorePolicy(
         settings.store_connect_timeout_s,
         settings.store_timeout_s,
         settings.store_breaker_failures,
@@ -103,34 +105,34 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         settings.feature_service,
         model_features,
         rules.stale_after_s,
-        predictions_view=settings.predictions_view if uses_store else None,
+        predictions_view=settings.predictions_view if mode.reads_predictions else None,
         direct_redis=settings.redis_direct_reads,
-        policy=policy,
+        policy=store_policy,
         metrics=metrics,
     )
-    freshness = writer = None
-    if uses_store:
-        freshness = Freshness(settings.cache_max_age_s, LiveVersions(settings.cache_max_age_s))
-        writer = PredictionWriter(
+    policy = build_policy(
+        settings.mode,
+        max_age_s=settings.cache_max_age_s,
+        metrics=metrics,
+        fallback=settings.precomputed_fallback,
+        writer=functools.partial(  # made only by the cached policy
+            PredictionWriter,
             functools.partial(reader.write, settings.predictions_view),
             reader.join_key,
             metrics,
             settings.writeback_queue_size,
             settings.writeback_batch_rows,
-        )
+        ),
+    )
     log.info("mode %s", settings.mode)
     model = FeastTransformer(
         settings.model_name,
         reader,
-        model_features,
         client_factory,
         rules,
-        settings.max_batch_size,
+        policy,
         metrics,
-        mode=settings.mode,
-        freshness=freshness,
-        writer=writer,
-        precomputed_fallback=settings.precomputed_fallback,
+        max_batch_size=settings.max_batch_size,
         # the model version the transformer reports and serves on versioned paths
         version=versions[0] if versions else "",
     )
@@ -141,8 +143,8 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         model.recorder = bandit.recorder
         bandit.feedback.monitor = model.monitor  # feedback feeds live quality too
     model.bandit = bandit
-    if settings.mode == "precomputed":
-        model.generations = CommittedGeneration(
+    if isinstance(policy, PrecomputedPolicy):  # serves only a committed batch run's rows
+        model.generations = policy.generations = CommittedGeneration(
             commit_reader(reader, settings.predictions_view), settings.batch_generation_refresh_s
         )
     return model
@@ -192,7 +194,7 @@ def serve(settings: TransformerSettings) -> None:
         for p in model.reader.service.feature_view_projections
         if p.name in {fv.name for fv in model.reader.store.list_feature_views()}
     )
-    producer = Producer(model, user_view, model.reader.write)
+    producer = Producer(model.reader, user_view, model.policy, lambda: model.client, model.metrics)
     extra_apps: list[tuple[int, ASGIApp]] = []
     if settings.producer_port is None:
         install_route(app, producer)

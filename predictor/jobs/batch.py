@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from predictor.protocol import predictions
 from predictor.protocol.artifact import load_model, read_metadata
 from predictor.protocol.generation import COMMIT_ENTITY, commit_key, new_generation, row_key
 
@@ -120,14 +121,6 @@ class ScoreBatch:
         return pd.DataFrame({"user_id": df["user_id"].to_numpy(), "score": score})
 
 
-PREDICTION_COLUMNS = [
-    ("score", "FP64"),
-    ("model_version", "BYTES"),
-    ("features_timestamp", "INT64"),
-    ("request_key", "BYTES"),
-]
-
-
 class ScoreAndWriteRedis(ScoreBatch):
     """Ray worker for Redis online stores: scores its batches and writes them itself, in
     Feast's Redis format (predictor.protocol.feast_redis), so writing scales with the workers
@@ -164,7 +157,7 @@ class ScoreAndWriteRedis(ScoreBatch):
         scores = scored["score"].to_numpy()[ok].tolist()
         rows = [(s, self.version, 0, self.request_key) for s in scores]
         n = write_rows(
-            self.client, self.layout, self.view, PREDICTION_COLUMNS, ids, rows, self.at, self.ttl
+            self.client, self.layout, self.view, predictions.TYPES, ids, rows, self.at, self.ttl
         )
         return pd.DataFrame({"written": [n]})
 
@@ -176,7 +169,7 @@ def score_and_write_with_ray(
     workers: int,
     batch_size: int,
     address: str | None,
-    view: str = "model_predictions",
+    view: str = predictions.VIEW,
 ) -> int:
     """Redis online stores: score and write in the Ray workers; returns rows written."""
     ray_init(workers, address)
@@ -256,13 +249,13 @@ def write_predictions(
     t0 = time.perf_counter()
     for start in range(0, len(ok), chunk):
         part = ok.iloc[start : start + chunk]
+        # batch scores: any request context, any feature time (0); the key names the run
+        key = row_key(generation) if generation else ""
+        values = (part["score"].to_numpy(np.float64), version, 0, key)
         df = pd.DataFrame(
             {
-                "user_id": part["user_id"].to_numpy(np.int64),
-                "score": part["score"].to_numpy(np.float64),
-                "model_version": version,
-                "features_timestamp": 0,
-                "request_key": row_key(generation) if generation else "",
+                predictions.ENTITY: part["user_id"].to_numpy(np.int64),
+                **dict(zip(predictions.FIELDS, values, strict=True)),
                 "event_timestamp": now,
             }
         )
@@ -281,13 +274,11 @@ def write_predictions(
 
 def commit_generation(repo: Path, generation: str, version: str, view: str) -> None:
     """Flip the committed-generation pointer: one row of ``COMMIT_ENTITY``, written last."""
+    values = ([float("nan")], [version], [0], [commit_key(generation)])
     df = pd.DataFrame(
         {
-            "user_id": [COMMIT_ENTITY],
-            "score": [float("nan")],
-            "model_version": [version],
-            "features_timestamp": [0],
-            "request_key": [commit_key(generation)],
+            predictions.ENTITY: [COMMIT_ENTITY],
+            **dict(zip(predictions.FIELDS, values, strict=True)),
             "event_timestamp": [datetime.now(UTC)],
         }
     )
@@ -303,7 +294,7 @@ def run(
     batch_size: int = 20_000,
     address: str | None = None,
     feature_service: str = "click_model_v1",
-    view: str = "model_predictions",
+    view: str = predictions.VIEW,
     write_chunk: int = 50_000,
 ) -> BatchResult:
     meta = read_metadata(model_dir)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from predictor.protocol import predictions
 from transformer.stream.fold import FEATURES
 
 log = logging.getLogger(__name__)
@@ -199,16 +200,6 @@ def _shift_arg(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--shift {text!r}: use FEATURE=FACTOR") from None
 
 
-PREDICTION_COLUMNS = {
-    "user_id": np.int64,
-    "score": np.float64,
-    "model_version": str,
-    "features_timestamp": np.int64,
-    "request_key": str,
-    "event_timestamp": "datetime64[us, UTC]",
-}
-
-
 def ensure_predictions_table(repo: Path) -> None:
     """An (empty) predictions table, so the predictions view has a valid batch source; rewritten
     when an older one lacks a column."""
@@ -216,10 +207,11 @@ def ensure_predictions_table(repo: Path) -> None:
     if path.is_file():
         import pyarrow.parquet as pq
 
-        if set(pq.read_schema(path).names) >= set(PREDICTION_COLUMNS):
+        if set(pq.read_schema(path).names) >= set(predictions.frame_dtypes()):
             return
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({k: pd.Series([], dtype=v) for k, v in PREDICTION_COLUMNS.items()}).to_parquet(
+    dtypes = predictions.frame_dtypes()
+    pd.DataFrame({k: pd.Series([], dtype=v) for k, v in dtypes.items()}).to_parquet(
         path, index=False
     )
 

@@ -19,6 +19,7 @@ class FakeReader:
     input_specs = [TensorSpec("user_id", "INT64"), TensorSpec("hour", "INT64")]
     request_fields = {"hour": TensorSpec("hour", "INT64")}
     short_to_full = {"x": "v__x"}
+    model_features = FEATURES
 
     def __init__(self, stale_after_s: float = 86400.0, now: float | None = None):
         import time

@@ -1,4 +1,3 @@
-import asyncio
 import time
 
 import pytest
@@ -6,65 +5,11 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import CollectorRegistry
 
-from tests.transformer.fakes import FEATURES, TABLE, FakeClient, FakeReader
-from transformer.cache import Freshness, LiveVersions
-from transformer.metrics import Metrics
-from transformer.model import FeastTransformer
+from tests.transformer.fakes import TABLE
+from tests.transformer.harness import call, make, outputs, v2
 from transformer.rules import BusinessRules
 
 pytestmark = pytest.mark.unit
-
-
-class RecordingWriter:
-    def __init__(self):
-        self.rows = []
-
-    def submit(self, user_ids, scores, version, features_ts, keys, written_at=None):
-        self.rows += list(
-            zip(user_ids.tolist(), scores.tolist(), [version] * len(keys), keys, strict=True)
-        )
-        return 0
-
-    async def close(self):
-        return None
-
-
-def make(rules=None, mode="online", fallback="model", registry=None):
-    client = FakeClient()
-    metrics = Metrics(registry or CollectorRegistry())
-    versions = LiveVersions(3600)
-    model = FeastTransformer(
-        "click-model",
-        FakeReader(),
-        FEATURES,
-        lambda: client,
-        rules or BusinessRules(),
-        100,
-        metrics,
-        mode=mode,
-        freshness=Freshness(3600, versions),
-        writer=RecordingWriter(),
-        precomputed_fallback=fallback,
-    )
-    return model, client
-
-
-def v2(ids, params=None):
-    n = len(ids)
-    return InferRequest(
-        "click-model",
-        [InferInput("user_id", [n], "INT64", ids), InferInput("hour", [n], "INT64", [1] * n)],
-        parameters=params,
-    )
-
-
-def call(model, body):
-    response, _ = asyncio.run(model(body))
-    return response
-
-
-def outputs(response):
-    return {o.name: o.data for o in response.outputs}
 
 
 def now_us():

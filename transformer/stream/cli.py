@@ -32,10 +32,11 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.features import (
         FeatureConfigError,
         FeatureReader,
-        _v2,
         open_store,
+        v2_type,
         wait_for_feature_service,
     )
+    from transformer.features.redis_direct import dedicated_client
     from transformer.predictor_client import (
         LocalPredictorClient,
         PredictorClient,
@@ -99,7 +100,7 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.stream.fold import FEATURES
 
     view = store.get_feature_view(settings.features_view)
-    types = {f.name: _v2(f.dtype) for f in view.features}
+    types = {f.name: v2_type(f.dtype) for f in view.features}
     lacking = sorted(set(FEATURES) - set(types))
     if lacking:
         raise FeatureConfigError(f"feature view '{settings.features_view}' lacks {lacking}")
@@ -107,15 +108,8 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         context = parse_context(settings.default_context)
     except SystemExit as e:
         raise FeatureConfigError(f"default_context: {e}") from None
-    online = store._get_provider().online_store
-    # The worker blocks in XREADGROUP for block_ms: its client's read timeout must outlast
-    # that. FeatureReader puts the transformer's store timeout (a few hundred ms, for the
-    # request path) on the shared config; the worker's own client takes a longer one (a later
-    # option in Feast's connection string wins).
-    config = store.config.online_store.model_copy()
-    config.connection_string += f",socket_timeout={settings.block_ms / 1000 + 10:g}"
-    online._client_async = None
-    redis = await online._get_client_async(config)
+    # The worker blocks in XREADGROUP for block_ms: its client's read timeout must outlast that
+    redis = await dedicated_client(store, read_timeout_s=settings.block_ms / 1000 + 10)
     metrics = metrics or StreamMetrics()
     source = RedisStreamSource(
         redis,

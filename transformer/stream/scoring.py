@@ -1,8 +1,9 @@
 """The model call for a batch of changed users: the same feature vector as online serving.
 
-The new ``user_data`` values go through the reader's own assembly (``FeatureReader._assemble``
-and the on-demand views' transformations, ``transformer.redis_direct.OnDemand``), exactly as
-if they had been read from the store, and the matrix goes to a ``PredictorClient``: the
+The new ``user_data`` values go through the reader's own assembly
+(``transformer.features.layout.FeatureLayout``: ``on_demand`` runs the on-demand views'
+transformations, ``assemble`` builds the model's matrix), exactly as if they had been read
+from the store, and the matrix goes to a ``PredictorClient``: the
 collocated in-process client (``--model_dir``, the predictor's loader) or v2 REST/gRPC to the
 predictor. The request key is the cached mode's (``transformer.cache.request_keys``), so the
 transformer serves these predictions to requests with the same request-time fields.
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from transformer.cache import request_keys
-from transformer.features import FeatureReader, Fetched
+from transformer.features import FeatureReader
+from transformer.features.layout import Fetched
 from transformer.predictor_client import PredictorClient
 from transformer.rules import BusinessRules
 
@@ -46,8 +48,6 @@ class Scoring:
         if missing:
             raise ValueError(f"default_context lacks the request fields {missing}")
         self.default_context = default_context
-        odfvs = reader.direct.odfvs if reader.direct is not None else []
-        self.odfvs = odfvs
 
     def columns(self, users: list[int], contexts: list[dict[str, Any] | None]) -> dict[str, Any]:
         cols: dict[str, Any] = {self.reader.join_key: np.asarray(users, np.int64)}
@@ -71,12 +71,8 @@ class Scoring:
         }
         present = {self.view: np.ones(n, bool)}
         ts = {self.view: np.asarray(ts_us, np.int64)}
-        inputs = {**values, **{k: v.tolist() for k, v in columns.items()}}
-        for odfv in self.odfvs:
-            out = odfv(inputs)
-            for name in odfv.features:
-                values[name] = list(out[name])
-        batch, _ = self.reader._assemble(Fetched(values, present, ts), n, False)
+        self.reader.layout.on_demand(values, {k: v.tolist() for k, v in columns.items()})
+        batch, _ = self.reader.layout.assemble(Fetched(values, present, ts), n)
         return batch.matrix
 
     async def score(

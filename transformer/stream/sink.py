@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from predictor.protocol import predictions
 from predictor.protocol.feast_redis import (
     FeastRedisLayout,
     decode_micros,
@@ -142,11 +143,7 @@ class RedisSink:
             self.state_field,
             self.version_field,
         ]
-        p = layout.field
-        self.pred_fields = [
-            p(predictions_view, f)
-            for f in ("score", "model_version", "features_timestamp", "request_key")
-        ]
+        self.pred_fields = [layout.field(predictions_view, f) for f in predictions.FIELDS]
         self.pred_ts = layout.ts_field(predictions_view)
         self.commit_script = client.register_script(COMMIT)
         self.read_script = client.register_script(READ)
@@ -200,18 +197,14 @@ class RedisSink:
         pairs: list[bytes] = []
         for field, name in zip(self.feature_fields, FEATURES, strict=True):
             pairs += [field, encode_value(self.types[name], u.features[name])]
-        pf = self.pred_fields
+        pairs += [self.ts_field.encode(), timestamp_bytes(u.state.ts_us)]
+        # the prediction row, in predictions.COLUMNS order
+        row = (u.score, u.model_version, u.state.ts_us, u.request_key)
+        for field, (_, datatype), value in zip(
+            self.pred_fields, predictions.TYPES, row, strict=True
+        ):
+            pairs += [field, encode_value(datatype, value)]
         pairs += [
-            self.ts_field.encode(),
-            timestamp_bytes(u.state.ts_us),
-            pf[0],
-            encode_value("FP64", u.score),
-            pf[1],
-            encode_value("BYTES", u.model_version),
-            pf[2],
-            encode_value("INT64", u.state.ts_us),
-            pf[3],
-            encode_value("BYTES", u.request_key),
             self.pred_ts.encode(),
             timestamp_bytes(u.written_us),
             self.state_field.encode(),

@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from predictor.jobs.batch import PREDICTION_COLUMNS, store_for
+from predictor.jobs.batch import store_for
 from predictor.protocol.feast_redis import FeastRedisLayout, write_rows
+from predictor.protocol.predictions import TYPES as PREDICTION_COLUMNS
 
 pytestmark = pytest.mark.integration
 

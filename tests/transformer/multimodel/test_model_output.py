@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.transformer.test_model import call, make, outputs, v2
+from tests.transformer.harness import call, make, outputs, v2
 from transformer.multimodel.bandit import BanditMetrics
 from transformer.multimodel.feedback import PredictionRecorder
 

@@ -7,8 +7,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from transformer.errors import FeatureStoreUnavailable
+from transformer.features.store_health import StoreBreaker
 from transformer.metrics import Metrics
-from transformer.store_health import StoreBreaker
 
 pytestmark = pytest.mark.unit
 

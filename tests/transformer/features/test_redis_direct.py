@@ -99,7 +99,7 @@ def test_parity_with_the_sdk(redis_features, with_predictions, ids):
 def test_lean_connections_reuse_only_a_clean_connection(redis):
     import redis.asyncio as aioredis
 
-    from transformer.redis_direct import LeanConnections
+    from transformer.features.redis_direct import LeanConnections
 
     async def run():
         client = aioredis.Redis(host="127.0.0.1", port=redis.port)
@@ -140,7 +140,7 @@ def test_a_dead_idle_connection_is_replaced_but_a_timeout_is_not_retried():
     from redis.exceptions import TimeoutError as RedisTimeout
 
     from devtools import stack
-    from transformer.redis_direct import LeanConnections
+    from transformer.features.redis_direct import LeanConnections
 
     async def run(r):
         client = aioredis.Redis(port=r.port, socket_timeout=0.3, retry=Retry(NoBackoff(), 0))

@@ -9,48 +9,41 @@ predictions included, in one pipeline: one round trip per batch.
 
 Everything is derived from Feast's registry and Feast's own helpers (key serialization, field
 hashing, the client built from ``feature_store.yaml``), and the on-demand features run the
-view's own transformation (``OnDemand``). ``tests/transformer/test_redis_direct.py`` checks
-parity with ``FeatureStore.get_online_features`` for every feature type in the repo.
+view's own transformation (``transformer.features.layout.OnDemand``).
+``tests/transformer/test_redis_direct.py`` checks parity with
+``FeatureStore.get_online_features`` for every feature type in the repo.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 
+from predictor.protocol import predictions
 from predictor.protocol.feast_redis import FeastRedisLayout, decode_micros, decode_value
-from transformer.features import PREDICTION_FIELDS, Fetched
-
-if TYPE_CHECKING:
-    from transformer.features import FeatureReader
+from transformer.features.layout import FeatureLayout, Fetched
 
 
 class RedisDirect:
-    def __init__(self, reader: FeatureReader):
-        store = reader.store
-        config = store.config
-        self.reader = reader
-        self.client = reader.redis
-        assert self.client is not None, "RedisDirect needs the reader's RedisClient"
-        self.layout_keys = FeastRedisLayout(
-            config.project, reader.join_key, config.entity_key_serialization_version
-        )
-        self.join_key = reader.join_key
-        self.odfvs = [OnDemand(v) for v in reader.odfvs]
+    """Reads ``layout``'s batch views (and its predictions view, when it has one) for a batch
+    of entities: keys from ``keys``, through ``client`` (the reader's, with its time bounds)."""
+
+    def __init__(self, client: RedisClient, keys: FeastRedisLayout, layout: FeatureLayout):
+        self.client = client
+        self.layout_keys = keys
+        self.features = layout
+        self.join_key = layout.join_key
         self.lean: LeanConnections | Literal[False] | None = None  # decided on the first read
         # one HMGET field list: every batch feature, each view's _ts, then the predictions
-        self.layout: list[tuple[str, list[str]]] = list(reader.batch_views.items())
-        if reader.predictions_view is not None:
-            self.pred_layout = (reader.predictions_view, list(PREDICTION_FIELDS))
+        self.layout: list[tuple[str, list[str]]] = list(layout.batch_views.items())
+        self.layout_with_pred = list(self.layout)
+        if layout.predictions_view is not None:
+            self.layout_with_pred.append((layout.predictions_view, list(predictions.FIELDS)))
         self.fields = self._fields(self.layout)
-        self.fields_with_pred = (
-            self._fields([*self.layout, self.pred_layout])
-            if reader.predictions_view is not None
-            else self.fields
-        )
+        self.fields_with_pred = self._fields(self.layout_with_pred)
 
     @staticmethod
     def _fields(layout: list[tuple[str, list[str]]]) -> list[bytes | str]:
@@ -84,7 +77,7 @@ class RedisDirect:
     async def fetch(self, rows: dict[str, list], with_predictions: bool) -> Fetched:
         ids = rows[self.join_key]
         n = len(ids)
-        layout = [*self.layout, self.pred_layout] if with_predictions else self.layout
+        layout = self.layout_with_pred if with_predictions else self.layout
         fields = self.fields_with_pred if with_predictions else self.fields
         replies = await self._hmget([self.layout_keys.key(e) for e in ids], fields)
         values: dict[str, list[Any]] = {}
@@ -100,46 +93,8 @@ class RedisDirect:
             present[view] = np.fromiter((t is not None for t in raw_ts), bool, n)
             ts[view] = np.fromiter((decode_micros(t) for t in raw_ts), np.int64, n)
         # on-demand features: the view's own transformation on the same inputs as Feast's
-        if self.odfvs:
-            inputs = {**values, **rows}
-            for odfv in self.odfvs:
-                out = odfv(inputs)
-                for name in odfv.features:
-                    values[name] = list(out[name])
+        self.features.on_demand(values, rows)
         return Fetched(values, present, ts)
-
-
-class OnDemand:
-    """One on-demand view's transformation over a dict of columns.
-
-    For ``python``-mode batch views it does what Feast's ``transform_dict`` does (add the
-    full ``view__feature`` alias of each source feature, call the UDF, overlay its outputs on
-    the inputs) without the per-call runtime type checks Feast's class carries, which cost
-    more than the UDF itself on a one-user request. Other modes call ``transform_dict``.
-    """
-
-    def __init__(self, odfv: Any):
-        self.odfv = odfv
-        self.features = [f.name for f in odfv.features]
-        self.aliases = [
-            (f"{p.name}__{f.name}", f.name)
-            for p in odfv.source_feature_view_projections.values()
-            for f in p.features
-        ]
-        transformation = odfv.feature_transformation
-        plain = odfv.mode == "python" and not odfv.singleton
-        self.udf = getattr(transformation, "udf", None) if plain else None
-
-    def __call__(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        if self.udf is None:
-            return self.odfv.transform_dict(dict(inputs))
-        d = dict(inputs)
-        for full, short in self.aliases:
-            if full in inputs:
-                d[short] = inputs[full]
-            elif short in inputs:
-                d[full] = inputs[short]
-        return {**d, **self.udf(d)}
 
 
 class LeanConnections:
@@ -233,6 +188,21 @@ def _connection_lost(e: BaseException) -> bool:
     if isinstance(e, TimeoutError | RedisTimeoutError):
         return False
     return isinstance(e, RedisConnectionError | ConnectionError)
+
+
+async def dedicated_client(store: Any, read_timeout_s: float) -> Any:
+    """A redis.asyncio client of the store's Redis of its own, with ``read_timeout_s``.
+
+    Built by Feast's own code from ``feature_store.yaml`` (plain, cluster or sentinel; password,
+    TLS), on a fresh online-store object: Feast's shared cached client, and the time bounds
+    ``RedisClient`` puts on it, stay as they are. The stream worker blocks in XREADGROUP and
+    needs a longer read timeout than the request path (a later option in Feast's connection
+    string wins). The caller closes it.
+    """
+    online = type(store._get_provider().online_store)()
+    config = store.config.online_store.model_copy()
+    config.connection_string += f",socket_timeout={read_timeout_s:g}"
+    return await online._get_client_async(config)
 
 
 class RedisClient:

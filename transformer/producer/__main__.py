@@ -1,0 +1,3 @@
+from transformer.producer.cli import main
+
+main()
