@@ -24,6 +24,7 @@ from transformer.multimodel.ensemble import (
     ensemble_version,
     normalized_weights,
 )
+from transformer.policy import CachedPolicy, OnlinePolicy
 from transformer.predictor_client import Prediction
 from transformer.rules import BusinessRules, Ensemble, RulesFileError, load_rules
 
@@ -226,18 +227,20 @@ class Clock:
 
 def transformer(members, mode="online", clock=None):
     client = EnsembleClient(config(1, 3), members)
+    metrics = Metrics(CollectorRegistry())
+    writer = Writer()
+    freshness = Freshness(3600, LiveVersions(3600, clock or Clock()))
+    policy = CachedPolicy(freshness, writer, metrics) if mode == "cached" else OnlinePolicy()
     model = FeastTransformer(
         "click-model",
         FakeReader(),
-        FEATURES,
         lambda: client,
         BusinessRules(ensemble=config(1, 3)),
-        100,
-        Metrics(CollectorRegistry()),
-        mode=mode,
-        freshness=Freshness(3600, LiveVersions(3600, clock or Clock())),
-        writer=Writer(),
+        policy,
+        metrics,
+        max_batch_size=100,
     )
+    model.writer = writer  # what the cached policy wrote back
     return model
 
 
