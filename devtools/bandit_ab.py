@@ -22,7 +22,7 @@ import redis as redis_py
 
 from devtools import stack
 from devtools.bench.load import Load, run_wrk
-from devtools.monitoring_ab import interleave, throwaway_repo
+from devtools.monitoring_ab import compare_arms, throwaway_repo
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,15 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             }
             servers += arms.values()
-            for s in arms.values():
-                stack.wait_ready(s)
-            script = stack.ROOT / "bench" / "infer.lua"
-            env = {"USERS": str(a.users), "CACHE": "false"}
-            loads = {
-                k: Load(f"{s.url}/v2/models/click-model/infer", script, env)
-                for k, s in arms.items()
-            }
-            interleave(arms, loads, [int(x) for x in a.concurrency.split(",")], a.rounds, a.seconds)
+            compare_arms(arms, a)
             feedback_rate(arms["bandit"].url, tmp)
         finally:
             stack.stop(*servers)

@@ -59,17 +59,19 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             }
             servers += arms.values()
-            for s in arms.values():
-                stack.wait_ready(s)
-            script = stack.ROOT / "bench" / "infer.lua"
-            env = {"USERS": str(a.users), "CACHE": "false"}
-            loads = {
-                k: Load(f"{s.url}/v2/models/click-model/infer", script, env)
-                for k, s in arms.items()
-            }
-            interleave(arms, loads, [int(x) for x in a.concurrency.split(",")], a.rounds, a.seconds)
+            compare_arms(arms, a)
         finally:
             stack.stop(*servers)
+
+
+def compare_arms(arms: dict, a: argparse.Namespace) -> None:
+    """Wait for every arm, then drive them with the same wrk load in interleaved rounds."""
+    for s in arms.values():
+        stack.wait_ready(s)
+    script = stack.ROOT / "bench" / "infer.lua"
+    env = {"USERS": str(a.users), "CACHE": "false"}
+    loads = {k: Load(f"{s.url}/v2/models/click-model/infer", script, env) for k, s in arms.items()}
+    interleave(arms, loads, [int(x) for x in a.concurrency.split(",")], a.rounds, a.seconds)
 
 
 def throwaway_repo(prefix: str) -> tuple[Path, Path]:
