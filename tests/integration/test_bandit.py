@@ -116,7 +116,9 @@ def test_share_moves_to_the_better_arm_and_survives_losing_an_arm(
                 assert send_feedback(tr.url, batch)["duplicates"] == 20
             share = Counter(picks[-200:])["xgboost"] / 200
             assert share >= 0.8, Counter(picks)  # floor 0.05: at most 0.95
-            assert Counter(picks[:100])["sklearn"] >= 20  # it did explore first
+            # before the first reward both arms are tried (20 requests, then the first feedback;
+            # how fast the split moves after that depends on the 250 ms statistics refresh)
+            assert Counter(picks[:20])["sklearn"] >= 4, picks[:20]
             m = c.get("/metrics").text
             assert metric(m, "transformer_bandit_traffic_share", "xgboost") > 0.8
             assert metric(m, "transformer_bandit_posterior_mean", "xgboost") > metric(
