@@ -37,6 +37,7 @@ class CommittedGeneration:
         self.refresh_s = refresh_s
         self.generation: str | None = None
         self._row_key: str | None = None
+        self._task: asyncio.Task | None = None
 
     def servable(self, request_keys: Sequence[str]) -> np.ndarray:
         """Per row: may it be served as precomputed (see the module docstring)."""
@@ -58,11 +59,19 @@ class CommittedGeneration:
         except Exception as e:
             log.warning("reading the committed batch generation failed: %s", e)
 
-    async def refresh_forever(self) -> None:
-        """First read at once (server start-up), then every ``refresh_s``."""
+    async def start(self) -> None:
+        """Read once now (served from the first request on), then every ``refresh_s``."""
+        await self.refresh_logged()
+        self._task = asyncio.create_task(self._refresh_forever())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _refresh_forever(self) -> None:
         while True:
-            await self.refresh_logged()
             await asyncio.sleep(self.refresh_s)
+            await self.refresh_logged()
 
 
 def commit_reader(reader: Any, view: str) -> Callable[[], Awaitable[str | None]]:

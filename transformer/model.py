@@ -57,7 +57,6 @@ class FeastTransformer(Model):
     # prediction_id per scored row, its record stored off the request path
     recorder: Any = None
     bandit: Any = None  # transformer.multimodel.arms.Bandit (its lifecycle), set by server.build
-    generations: Any = None  # its refresh task (the precomputed policy reads it), set by build
 
     def __init__(
         self,

@@ -66,6 +66,10 @@ class ServingPolicy:
         """Store predictions now (awaited); False if the store failed."""
         return True
 
+    async def start(self) -> None:
+        """At server start-up, inside the event loop: background work the policy needs."""
+        return None
+
     async def close(self, flush_timeout_s: float) -> None:
         return None
 
@@ -143,6 +147,14 @@ class PrecomputedPolicy(ServingPolicy):
         if self.fallback_default and use_cache:  # "cache": false always asks the model
             return ~reused
         return np.zeros(len(reused), bool)
+
+    async def start(self) -> None:
+        if self.generations is not None:
+            await self.generations.start()
+
+    async def close(self, flush_timeout_s: float) -> None:
+        if self.generations is not None:
+            self.generations.stop()
 
 
 POLICIES: dict[str, type[ServingPolicy]] = {

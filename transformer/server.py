@@ -144,7 +144,7 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         bandit.feedback.monitor = model.monitor  # feedback feeds live quality too
     model.bandit = bandit
     if isinstance(policy, PrecomputedPolicy):  # serves only a committed batch run's rows
-        model.generations = policy.generations = CommittedGeneration(
+        policy.generations = CommittedGeneration(
             commit_reader(reader, settings.predictions_view), settings.batch_generation_refresh_s
         )
     return model
@@ -158,20 +158,15 @@ class _Lifecycle:
         self.every_s = every_s
         self.grace_s = grace_s
         self.task: asyncio.Task | None = None
-        self.generations_task: asyncio.Task | None = None
 
     async def start(self) -> None:
         if self.every_s > 0:
             self.task = asyncio.create_task(self.model.reader.refresh_forever(self.every_s))
-        if self.model.generations is not None:  # served from the first request on
-            await self.model.generations.refresh_logged()
-            self.generations_task = asyncio.create_task(self.model.generations.refresh_forever())
+        await self.model.policy.start()
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
-        if self.generations_task:
-            self.generations_task.cancel()
         await self.model.close(flush_timeout_s=self.grace_s)
         if self.model.bandit is not None:
             await self.model.bandit.close(self.grace_s)
