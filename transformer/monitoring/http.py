@@ -22,14 +22,11 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
 
 import prometheus_client.metrics
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-
-from predictor.protocol.logs import RequestId
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 REQUESTS = "transformer_http_requests"
@@ -115,16 +112,3 @@ class HttpStats:
             if created:
                 latency.add_sample(f"{LATENCY}_created", {"endpoint": kind}, hist.created)
         yield latency
-
-
-class RequestMetrics:
-    """``HttpStats`` + request ids as a middleware (a Starlette app's ``add_middleware``): the
-    one outer layer the servers install (``predictor.protocol.serving``) in the form of any
-    app's."""
-
-    def __init__(self, app: Any, registry: CollectorRegistry = REGISTRY):
-        self.stats = HttpStats(registry)
-        self.app = RequestId(app, observe=self.stats.record)
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)

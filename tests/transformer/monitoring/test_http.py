@@ -9,7 +9,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from transformer.monitoring.http import RequestMetrics, endpoint
+from predictor.protocol.logs import RequestId
+from transformer.monitoring.http import HttpStats, endpoint
 
 pytestmark = pytest.mark.unit
 
@@ -64,7 +65,7 @@ async def _calls(reg):
             Route("/boom", boom),
         ]
     )
-    app.add_middleware(RequestMetrics, registry=reg)
+    app.add_middleware(RequestId, observe=HttpStats(reg).record)  # as the servers install it
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         for _ in range(3):
