@@ -4,7 +4,9 @@ tests/conftest.py are built from these; tests that need their own instance call 
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,3 +46,12 @@ def serving(fenv, model_dir, log_dir: Path, *transformer_args: str):
         yield tr, pred, ports
     finally:
         stack.stop(*servers)
+
+
+def batch_job(fenv: stack.FeatureEnv, model_dir: Path, users: list[int], *extra: str) -> dict:
+    """``predictor.jobs.batch`` for ``users`` on ``fenv``'s feature repo, one Ray worker:
+    the command and the keyword arguments for ``subprocess.run`` / ``Popen``."""
+    cmd = [sys.executable, "-m", "predictor.jobs.batch", "--repo", str(fenv.repo)]
+    cmd += ["--model-dir", str(model_dir), "--users", ",".join(map(str, users))]
+    cmd += ["--workers", "1", *extra]
+    return {"args": cmd, "cwd": stack.ROOT, "env": {**os.environ, **fenv.env}}

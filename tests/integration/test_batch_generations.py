@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
@@ -25,10 +24,9 @@ import pytest
 import redis as redis_py
 
 from devtools import stack
-from devtools.stack import ROOT
 from predictor.protocol.generation import COMMIT_ENTITY, ROW_PREFIX, committed_generation
 from tests.integration.helpers import outputs, v2_body
-from tests.servers import features_on, serving
+from tests.servers import batch_job, features_on, serving
 
 pytestmark = pytest.mark.integration
 
@@ -48,29 +46,13 @@ def fenv(tmp_path_factory, own_redis):
     return features_on(tmp_path_factory, own_redis)
 
 
-def batch_cmd(fenv, model_dir) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "predictor.jobs.batch",
-        "--repo",
-        str(fenv.repo),
-        "--model-dir",
-        str(model_dir),
-        "--users",
-        ",".join(map(str, USERS)),
-        "--workers",
-        "1",
-        "--write-chunk",
-        str(CHUNK),
-    ]
+def batch_cmd(fenv, model_dir) -> dict:
+    return batch_job(fenv, model_dir, USERS, "--write-chunk", str(CHUNK))
 
 
 def run_batch(fenv, model_dir) -> str:
     proc = subprocess.run(
-        batch_cmd(fenv, model_dir),
-        cwd=ROOT,
-        env={**os.environ, **fenv.env},
+        **batch_cmd(fenv, model_dir),
         capture_output=True,
         text=True,
         timeout=300,
@@ -101,10 +83,11 @@ def stored(fenv) -> tuple[dict[int, str], str | None]:
 
 def kill_mid_write(fenv, model_dir, r: stack.Redis) -> None:
     """Start a run, pause Redis writes once it has written its first chunk, SIGKILL it."""
+    job = batch_cmd(fenv, model_dir)
     proc = subprocess.Popen(
-        batch_cmd(fenv, model_dir),
-        cwd=ROOT,
-        env={**os.environ, **fenv.env, "PYTHONUNBUFFERED": "1"},
+        job["args"],
+        cwd=job["cwd"],
+        env={**job["env"], "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -2,17 +2,14 @@
 and the embedded SQLite store); the transformer's precomputed mode serves them, with the model
 (or the default) for users the batch missed."""
 
-import os
 import subprocess
-import sys
 
 import httpx
 import pytest
 
-from devtools.stack import ROOT
 from predictor.protocol.artifact import read_metadata
 from tests.integration.helpers import outputs, v2_body
-from tests.servers import serving
+from tests.servers import batch_job, serving
 
 pytestmark = pytest.mark.integration
 
@@ -24,21 +21,7 @@ COVERED = [11, 12, 13, 14]
 def batch_done(request, model_dir):
     fenv = request.getfixturevalue(f"{request.param}_features")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "predictor.jobs.batch",
-            "--repo",
-            str(fenv.repo),
-            "--model-dir",
-            str(model_dir),
-            "--users",
-            ",".join(map(str, COVERED)),
-            "--workers",
-            "1",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **fenv.env},
+        **batch_job(fenv, model_dir, COVERED),
         capture_output=True,
         text=True,
         timeout=300,
