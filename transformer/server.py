@@ -12,9 +12,8 @@ from fastapi import FastAPI
 from kserve.model_server import app
 from starlette.types import ASGIApp
 
-from predictor.protocol.artifact import load_model
 from predictor.protocol.serving import run_model_server
-from transformer import errors
+from transformer import errors, scorer
 from transformer.auth import Auth
 from transformer.cache import PredictionWriter
 from transformer.features import FeatureReader, open_store, wait_for_feature_service
@@ -27,14 +26,10 @@ from transformer.monitoring import reference
 from transformer.monitoring import views as monitoring
 from transformer.monitoring.http import HttpStats
 from transformer.multimodel import arms as bandit_arms
-from transformer.multimodel import ensemble
 from transformer.multimodel import feedback as bandit_feedback
 from transformer.policy import PrecomputedPolicy, build_policy, policy_class
 from transformer.predictor_client import (
-    LocalPredictorClient,
     PredictorClient,
-    fetch_model_metadata,
-    make_client,
 )
 from transformer.producer.core import Producer
 from transformer.producer.http import install_route
@@ -61,35 +56,16 @@ def build(settings: TransformerSettings, metrics: Metrics | None = None) -> Feas
         )
         model_features, versions = bandit.features, bandit.versions
         client_factory = bandit.client
-    elif settings.collocated_model_dir is not None:
-        loaded = load_model(settings.collocated_model_dir)
-        model_features = list(loaded.metadata.features)
-        versions = [loaded.metadata.version]
-        client_factory = functools.partial(LocalPredictorClient, loaded)
-        log.info("collocated: scoring %s in-process", loaded.metadata.version)
-        if rules.ensemble is not None:
-            raise ValueError(f"{settings.rules_file}: ensemble: not with collocated_model_dir")
-    elif rules.ensemble is not None:  # several predictors, scores combined
-        model_features, ensemble_version = ensemble.member_metadata(settings, rules.ensemble)
-        versions = [ensemble_version]
-        client_factory = ensemble.client_factory(settings, rules.ensemble)
-    else:
-        meta = fetch_model_metadata(
-            settings.predictor_host,
-            settings.model_name,
-            settings.predictor_protocol,
-            settings.predictor_wait_s,
-            settings.predictor_use_ssl,
+    else:  # collocated, an ensemble, or the predictor: as the stream worker chooses
+        chosen = scorer.choose(
+            settings,
+            rules,
+            settings.rules_file,
+            settings.collocated_model_dir,
+            "collocated_model_dir",
         )
-        model_features, versions = meta.features, meta.versions
-        client_factory = functools.partial(
-            make_client,
-            settings.predictor_protocol,
-            settings.predictor_host,
-            settings.model_name,
-            settings.predictor_timeout_s,
-            settings.predictor_use_ssl,
-        )
+        model_features, versions = chosen.features, chosen.versions
+        client_factory = chosen.client_factory
     store = open_store(settings.feast_repo_path, settings.feast_fs_yaml)
     wait_for_feature_service(store, settings.feature_service, settings.registry_wait_s)
     mode = policy_class(settings.mode)

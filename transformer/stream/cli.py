@@ -27,8 +27,8 @@ log = logging.getLogger("transformer.stream")
 async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     """Settings → Feast store + model + Redis → a ready ``Worker`` (nothing read yet)."""
     from predictor.jobs.batch import parse_context
-    from predictor.protocol.artifact import load_model
     from predictor.protocol.feast_redis import FeastRedisLayout
+    from transformer import scorer
     from transformer.features import (
         FeatureConfigError,
         FeatureReader,
@@ -37,12 +37,6 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
         wait_for_feature_service,
     )
     from transformer.features.redis_direct import dedicated_client
-    from transformer.predictor_client import (
-        LocalPredictorClient,
-        PredictorClient,
-        fetch_model_metadata,
-        make_client,
-    )
     from transformer.rules import load_rules
     from transformer.stream.metrics import StreamMetrics
     from transformer.stream.scoring import Scoring
@@ -51,39 +45,12 @@ async def build(settings: StreamSettings, metrics: Any = None) -> Any:
     from transformer.stream.worker import Worker
 
     rules = load_rules(settings.rules_file)
-    client: PredictorClient
-    if settings.model_dir is not None:
-        loaded = load_model(settings.model_dir)
-        model_features = list(loaded.metadata.features)
-        client = LocalPredictorClient(loaded)
-        log.info("embedded model %s", loaded.metadata.version)
-        if rules.ensemble is not None:
-            raise ValueError(f"{settings.rules_file}: ensemble: not with model_dir")
-    elif rules.ensemble is not None:  # the transformer's ensemble, so the cache rows agree
-        from transformer.multimodel import ensemble
-
-        model_features, _ = await asyncio.to_thread(
-            ensemble.member_metadata, settings, rules.ensemble
-        )
-        client = ensemble.client_factory(settings, rules.ensemble)()
-    else:
-        meta = await asyncio.to_thread(
-            fetch_model_metadata,
-            settings.predictor_host,
-            settings.model_name,
-            settings.predictor_protocol,
-            settings.predictor_wait_s,
-            settings.predictor_use_ssl,
-        )
-        model_features = meta.features
-        client = make_client(
-            settings.predictor_protocol,
-            settings.predictor_host,
-            settings.model_name,
-            settings.predictor_timeout_s,
-            settings.predictor_use_ssl,
-        )
-        log.info("scoring through the predictor at %s", settings.predictor_host)
+    # the transformer's own choice (embedded model, ensemble, predictor), so cache rows agree
+    chosen = await asyncio.to_thread(
+        scorer.choose, settings, rules, settings.rules_file, settings.model_dir, "model_dir"
+    )
+    model_features = chosen.features
+    client = chosen.client_factory()
     store = await asyncio.to_thread(open_store, settings.feast_repo_path, settings.feast_fs_yaml)
     await asyncio.to_thread(wait_for_feature_service, store, settings.feature_service, 120.0)
     if store.config.online_store.type != "redis":
