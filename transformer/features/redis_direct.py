@@ -108,10 +108,10 @@ class LeanConnections:
     replies. Same connection settings (address, password, TLS, timeouts) as the client.
 
     The client's read timeout (``socket_timeout``) bounds the whole round trip (the write and
-    every reply) as one deadline, on top of redis-py's own per-operation bound; a timeout is
-    the same ``redis.exceptions.TimeoutError``. (Dropping redis-py's per-operation timeouts
-    looked cheaper per call but cost 10% more CPU per cache hit at c=32 in
-    ``devtools.asgi_bench``, so the connections keep them.)
+    every reply) as one deadline, instead of redis-py's per operation: there the write runs
+    in ``asyncio.wait_for`` (on Python 3.11 a task of its own, and one more event-loop
+    iteration, per command batch) and each reply under its own timer. A timeout is the same
+    ``redis.exceptions.TimeoutError``.
     """
 
     def __init__(self, make: Callable[[], Any], max_idle: int = 64, timeout: float | None = None):
@@ -119,6 +119,11 @@ class LeanConnections:
         self.max_idle = max_idle
         self.timeout = timeout
         self.idle: list[Any] = []
+
+    def make(self) -> Any:
+        conn = self._make()
+        conn.socket_timeout = None  # _run_once holds the deadline of the whole round trip
+        return conn
 
     @classmethod
     def for_client(cls, client: Any) -> LeanConnections | None:
@@ -153,7 +158,7 @@ class LeanConnections:
             await conn.disconnect(nowait=True)
 
     async def _run_once(self, commands: list[tuple[Any, ...]]) -> list[Any]:
-        conn = self.idle.pop() if self.idle else self._make()
+        conn = self.idle.pop() if self.idle else self.make()
         done = False
         try:
             if not conn.is_connected:
