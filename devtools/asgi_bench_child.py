@@ -251,6 +251,8 @@ async def bench(app: Any, opts: argparse.Namespace, model: Any = None) -> dict:
             client, opts.profile == "cache_hit", max(opts.concurrency), opts.requests * opts.repeats
         )
         prof.disable()
+        if os.environ.get("ASGI_BENCH_PROFILE_OUT"):  # raw stats, for callers/callees
+            prof.dump_stats(os.environ["ASGI_BENCH_PROFILE_OUT"] + f".{os.getpid()}")
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(40)
         out["profile"] = text.getvalue()
