@@ -4,7 +4,7 @@ KServe's route validates the body with a pydantic model, converts it again into 
 ``InferRequest``, and round-trips every output through numpy before FastAPI serializes it
 once more; before the route, each request crosses eight middleware layers (FastAPI's, KServe's
 timing log, ours). At a few hundred microseconds per request that is most of the cost of a
-cache hit. ``FastInfer`` is the outermost ASGI layer of the app: for a JSON v2 inference
+cache hit. ``FastInfer`` is an ASGI layer in front of the app: for a JSON v2 inference
 request it parses the body with orjson, checks the structure by hand with errors that name
 the field, builds the same ``InferRequest``, calls the same ``kserve.Model`` (preprocess,
 predict, postprocess and KServe's Prometheus metrics unchanged) and writes the response with
@@ -128,7 +128,8 @@ def encode_response(response: InferResponse) -> bytes:
 
 
 class FastInfer:
-    """The outermost ASGI layer: JSON v2 inference here, everything else to ``app``."""
+    """In front of KServe's app (``serving.run_model_server``): JSON v2 inference here,
+    everything else (lifespan included) to ``app``."""
 
     def __init__(
         self,
@@ -226,17 +227,3 @@ def _wants_outputs(body: Any) -> bool:
     return bool(body.get("outputs")) or (
         isinstance(params, dict) and bool(params.get("binary_data_output"))
     )
-
-
-def install(app: Any, dataplane: DataPlane) -> None:
-    """Make ``FastInfer`` the outermost layer of ``app`` (call before ``ModelServer.start``).
-
-    Starlette builds the middleware stack on the first request, after KServe has added its
-    own middleware and exception handlers; the handlers are looked up at request time.
-    """
-    build = app.build_middleware_stack
-
-    def build_with_fast_infer() -> ASGIApp:
-        return FastInfer(build(), dataplane, app.exception_handlers)
-
-    app.build_middleware_stack = build_with_fast_infer

@@ -85,7 +85,7 @@ def _app_with_fast_infer():
     from kserve.protocol.dataplane import DataPlane
     from starlette.responses import JSONResponse
 
-    from predictor.protocol.fast_rest import install
+    from predictor.protocol.fast_rest import FastInfer
 
     class Echo(kserve.Model):
         version = "v7"
@@ -124,8 +124,7 @@ def _app_with_fast_infer():
     async def ready(name: str):  # stands in for KServe's route
         return JSONResponse({"ready_route": name}, 298)
 
-    install(app, DataPlane(model_registry=repo))
-    return app
+    return FastInfer(app, DataPlane(model_registry=repo), app.exception_handlers)
 
 
 def _get(app, path):
