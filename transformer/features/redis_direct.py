@@ -24,6 +24,7 @@ import numpy as np
 
 from predictor.protocol import predictions
 from predictor.protocol.feast_redis import FeastRedisLayout, decode_micros, decode_value
+from transformer.features.deadlines import Deadlines
 from transformer.features.layout import FeatureLayout, Fetched
 
 
@@ -108,16 +109,17 @@ class LeanConnections:
     replies. Same connection settings (address, password, TLS, timeouts) as the client.
 
     The client's read timeout (``socket_timeout``) bounds the whole round trip (the write and
-    every reply) as one deadline, instead of redis-py's per operation: there the write runs
-    in ``asyncio.wait_for`` (on Python 3.11 a task of its own, and one more event-loop
-    iteration, per command batch) and each reply under its own timer. A timeout is the same
-    ``redis.exceptions.TimeoutError``.
+    every reply) as one deadline (``transformer.features.deadlines``: no timer per call),
+    instead of redis-py's per operation: there the write runs in ``asyncio.wait_for`` (on
+    Python 3.11 a task of its own, and one more event-loop iteration, per command batch) and
+    each reply under its own timer. A timeout is the same ``redis.exceptions.TimeoutError``.
     """
 
     def __init__(self, make: Callable[[], Any], max_idle: int = 64, timeout: float | None = None):
         self._make = make
         self.max_idle = max_idle
         self.timeout = timeout
+        self.deadlines = Deadlines(timeout) if timeout else None
         self.idle: list[Any] = []
 
     def make(self) -> Any:
@@ -159,16 +161,22 @@ class LeanConnections:
 
     async def _run_once(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self.idle.pop() if self.idle else self.make()
-        done = False
+        done = expired = False
         try:
             if not conn.is_connected:
                 await conn.connect()  # bounded by the client's connect timeout
-            async with asyncio.timeout(self.timeout):
+            deadlines = self.deadlines
+            task = deadlines.begin() if deadlines else None
+            try:
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
                 replies = [await conn.read_response() for _ in commands]
+            finally:
+                expired = deadlines is not None and task is not None and deadlines.end(task)
             done = True
             return replies
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if not expired:
+                raise
             from redis.exceptions import TimeoutError as RedisTimeoutError
 
             raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None
@@ -180,6 +188,8 @@ class LeanConnections:
 
     async def close(self) -> None:
         await self.drop_idle()
+        if self.deadlines:
+            await self.deadlines.close()
 
 
 def _connection_lost(e: BaseException) -> bool:
