@@ -99,9 +99,13 @@ class CachedPolicy(ServingPolicy):
         cached = batch.cached
         reused = self.freshness.fresh(cached, batch.feature_ts, keys) & ~batch.missing
         stale = cached.present & ~reused & ~batch.missing
-        self.metrics.cache_hits.inc(int(reused.sum()))
-        self.metrics.cache_stale.inc(int(stale.sum()))
-        self.metrics.cache_misses.inc(int((~reused & ~batch.missing).sum()))
+        for counter, rows in (
+            (self.metrics.cache_hits, reused),
+            (self.metrics.cache_stale, stale),
+            (self.metrics.cache_misses, ~reused & ~batch.missing),
+        ):
+            if count := int(np.count_nonzero(rows)):  # no lock taken for a zero
+                counter.inc(count)
         return reused, keys
 
     def scored(self, new: NewPredictions, use_cache: bool) -> None:

