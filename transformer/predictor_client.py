@@ -15,6 +15,7 @@ import aiohttp
 import httpx
 import numpy as np
 import orjson
+import yarl
 from kserve.errors import InvalidInput
 
 from predictor.protocol.artifact import FeatureSpec, LoadedModel
@@ -71,7 +72,8 @@ class RestPredictorClient:
 
     def __init__(self, host: str, model_name: str, timeout_s: float, use_ssl: bool = False):
         scheme = "https" if use_ssl else "http"
-        self.url = f"{scheme}://{host}/v2/models/{model_name}/infer"
+        # parsed once: aiohttp would parse a str URL again on every request
+        self.url = yarl.URL(f"{scheme}://{host}/v2/models/{model_name}/infer")
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 

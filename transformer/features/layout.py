@@ -15,6 +15,7 @@ This module imports neither fetcher: the data flows fetcher → layout → model
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -142,7 +143,7 @@ class FeatureLayout:
     def join_key(self) -> str:
         return self.entity_spec.name
 
-    @property
+    @functools.cached_property  # read several times per request
     def input_specs(self) -> list[TensorSpec]:
         """What a request must carry: the entity key, then the request fields."""
         return [self.entity_spec, *self.request_fields.values()]
