@@ -82,9 +82,12 @@ class RequestId:
             if name == b"x-request-id":
                 rid = value
                 break
-        if not _SAFE_ID.match(rid):
-            rid = f"{self._prefix}{next(self._next) & 0xFFFFFFFFFFFFFFFF:016x}".encode()
-        token = REQUEST_ID.set(rid.decode())
+        if rid and _SAFE_ID.match(rid):
+            token = REQUEST_ID.set(rid.decode())
+        else:
+            text = f"{self._prefix}{next(self._next) & 0xFFFFFFFFFFFFFFFF:016x}"
+            rid = text.encode()
+            token = REQUEST_ID.set(text)
         status = 500  # if the app fails before answering
         elapsed = 0.0
 
