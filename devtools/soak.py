@@ -272,11 +272,19 @@ async def _soak(
             await asyncio.sleep(every_s)
             rss, fds = proc_sample(pid)
             w, window = window, Stats()
-            samples.append(
-                {"t_s": round(time.monotonic() - t_start, 1), "rss_kib": rss, "fds": fds}
-                | w.summary(every_s)
-                | {"fds_by_kind": fd_census(pid, peers)}
-            )
+            sample = {"t_s": round(time.monotonic() - t_start, 1), "rss_kib": rss, "fds": fds}
+            samples.append(sample | w.summary(every_s) | {"fds_by_kind": fd_census(pid, peers)})
+            if len(samples) % max(1, round(60 / every_s)) == 0:  # progress, once a minute
+                log.info(
+                    "soak %.0f/%.0f s: RSS %d KiB, %d fds, %s req/s, p99 %s ms, %d errors so far",
+                    sample["t_s"],
+                    seconds,
+                    rss,
+                    fds,
+                    samples[-1]["per_s"],
+                    samples[-1]["p99_ms"],
+                    len(total.errors),
+                )
 
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         await asyncio.gather(sampler(), *(worker(w, client) for w in range(8)))
