@@ -167,17 +167,20 @@ class FastInfer:
             or ctype == "application/cloudevents+json"
         ):
             return await self.app(scope, receive, send)  # binary tensors, CloudEvents: KServe's
-        request = Request(scope, receive)
         try:
-            raw = await request.body()
+            raw = await read_body(receive)
+            if raw is None:
+                return  # the client went away: nobody to answer
             body = parse_json_body(ctype, raw)
             if _wants_outputs(body):
                 return await self.app(as_json_request(scope), replay(raw), send)
-            response = await self.infer(name, body, request)
+            content, extra = await self.infer(name, body, headers)
         except UnsupportedMediaType as exc:
             response = json_error(415, str(exc))
         except Exception as exc:
-            response = await self.error_response(request, exc)
+            response = await self.error_response(Request(scope, receive), exc)
+        else:
+            return await send_json(send, content, extra)
         await response(scope, receive, send)
 
     async def respond(self, scope: Scope, receive: Receive, send: Send, answer: Any) -> None:
@@ -194,21 +197,22 @@ class FastInfer:
         meta["versions"] = served_versions(self.dataplane.model_registry.get_model(name))
         return Response(orjson.dumps(meta), 200, media_type="application/json")
 
-    async def infer(self, name: str, body: Any, request: Request) -> Response:
+    async def infer(
+        self, name: str, body: Any, raw_headers: dict[bytes, bytes]
+    ) -> tuple[bytes, Mapping[str, str] | None]:
+        """The model's answer: the response body and the headers the model added."""
         model = self.dataplane.model_registry.get_model(name)
         if model is None:
             raise ModelNotFound(name)
         if not await self.dataplane.model_ready(name, True):
             raise ModelNotReady(name)
-        headers = dict(request.headers)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers.items()}
         response, response_headers = await model(parse_request(body, name), headers=headers)
         if not isinstance(response, InferResponse):
             raise InvalidInput(
                 f"model {name} returned {type(response).__name__}, not a v2 response"
             )
-        return Response(
-            encode_response(response), 200, headers=response_headers, media_type="application/json"
-        )
+        return encode_response(response), response_headers
 
     async def error_response(self, request: Request, exc: Exception) -> Response:
         """What the app's exception handler for ``exc`` answers (the most specific one)."""
@@ -217,6 +221,32 @@ class FastInfer:
             if handler is not None:
                 return await handler(request, exc)
         return json_error(500, f"{type(exc).__name__}: {exc}")  # pragma: no cover
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (what starlette's ``Request.body`` does, without building a
+    ``Request`` and an async generator per request); None if the client disconnected."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Send, content: bytes, extra: Mapping[str, str] | None) -> None:
+    """A 200 with a JSON body, as starlette's ``Response`` sends it (the model's headers
+    win over the defaults), in two ASGI messages without a ``Response`` object."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
+    given = {k for k, _ in headers}
+    if b"content-length" not in given:
+        headers.append((b"content-length", str(len(content)).encode()))
+    if b"content-type" not in given:
+        headers.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
 
 
 def _wants_outputs(body: Any) -> bool:

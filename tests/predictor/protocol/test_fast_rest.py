@@ -287,3 +287,44 @@ def test_the_model_name_kserves_client_sends_in_the_body_is_accepted():
         _app_with_fast_infer(), "/v2/models/echo/infer", {"model_name": "echo", "inputs": [X]}
     )
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1, 2]
+
+
+def test_read_body_joins_chunks_and_sees_a_disconnect():
+    import asyncio
+
+    from predictor.protocol.fast_rest import read_body
+
+    def receiver(*messages):
+        it = iter(messages)
+
+        async def receive():
+            return next(it)
+
+        return receive
+
+    chunks = receiver(
+        {"type": "http.request", "body": b'{"a"', "more_body": True},
+        {"type": "http.request", "body": b": 1}", "more_body": False},
+    )
+    assert asyncio.run(read_body(chunks)) == b'{"a": 1}'
+    gone = receiver(
+        {"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}
+    )
+    assert asyncio.run(read_body(gone)) is None
+
+
+def test_send_json_sets_length_and_type_and_the_models_headers_win():
+    import asyncio
+
+    from predictor.protocol.fast_rest import send_json
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(send_json(send, b'{"x":1}', {"X-Model": "m", "Content-Type": "application/x"}))
+    start, body = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 200 and body["body"] == b'{"x":1}'
+    assert headers == {b"x-model": b"m", b"content-type": b"application/x", b"content-length": b"7"}
