@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m devtools.security_bench", description=__doc__)
     p.add_argument("--ref", default="main", help="git ref of the 'before' code")
     p.add_argument("--seconds", type=int, default=5)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="a multiple of 3: each order once")
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--layers-only", action="store_true", help="only the in-process layer cost")
     a = p.parse_args(argv)
@@ -224,9 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         for server, token in targets.values():
             warm_cache(server.url, token)
             wrk(server.url, token, False, 2, a.connections)  # warm-up
+        order = list(targets.items())
         for rnd in range(a.rounds):
+            # the servers' order turns each round: the third run of a round is not always
+            # the same server (position alone moved CPU/request by ~4% on a loaded machine)
+            turned = order[rnd % len(order) :] + order[: rnd % len(order)]
             for scenario, cache in (("full", False), ("cache_hit", True)):
-                for name, (server, token) in targets.items():
+                for name, (server, token) in turned:
                     cpu0 = cpu_seconds(server.proc.pid)
                     r = wrk(server.url, token, cache, a.seconds, a.connections)
                     requests = r["rps"] * a.seconds
