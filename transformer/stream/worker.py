@@ -80,6 +80,10 @@ class NotYet(RuntimeError):
     service or the predictor's metadata): retried with backoff, never fatal by itself."""
 
 
+# Longest start-up attempt (a Redis or a registry that does not answer): with the pause
+# between attempts (at most 30 s) the heartbeat stays inside /healthz's 60 s.
+ATTEMPT_S = 20.0
+
 # One attempt at what scoring needs: the model call and the writer of its results.
 Connect = Callable[[], Awaitable[tuple[Scoring, RedisSink]]]
 
@@ -119,7 +123,12 @@ class Worker:
             log.info("stopping: finishing the current batch")
         self.stopping.set()
 
-    async def _retry(self, what: str, attempt: Callable[[], Awaitable[bool]]) -> bool:
+    async def _retry(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[bool]],
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
         """Run ``attempt`` until it returns True (done) or the worker stops (False); a
         ``NotYet`` is logged and retried after 1, 2, 4 … ``retry_max_s`` seconds, the loop's
         heartbeat kept fresh for ``/healthz``. Gives up after ``wait_s`` (when set)."""
@@ -130,10 +139,15 @@ class Worker:
             n += 1
             self.beat = time.monotonic()
             try:
-                return await attempt()
+                try:
+                    return await asyncio.wait_for(attempt(), ATTEMPT_S)
+                except TimeoutError:
+                    raise NotYet(f"no answer within {ATTEMPT_S:.0f}s") from None
             except NotYet as e:
                 waited = time.monotonic() - t0
                 self.waiting = f"waiting for {what}: {e} (attempt {n}, {waited:.0f}s)"
+                if on_wait is not None:
+                    await on_wait()
                 if self.wait_s and waited >= self.wait_s:
                     raise NotYet(f"{what} not there after {waited:.0f}s: {e}") from None
                 log.warning(
@@ -157,15 +171,14 @@ class Worker:
     async def _connect_scoring(self) -> bool:
         self.ready = True  # Redis answers and the group exists: scoring is awaited while ready
         self.metrics.scoring_ready.set(0)
-        try:
-            self.scoring, self.sink = await self.connect()
-        except NotYet:
-            self.metrics.scoring_waits.inc()
-            await self.update_lag()  # the backlog stays visible while nothing is read
-            raise
+        self.scoring, self.sink = await self.connect()
         self.metrics.scoring_ready.set(1)
         self.waiting = None
         return True
+
+    async def _scoring_wait(self) -> None:
+        self.metrics.scoring_waits.inc()
+        await self.update_lag()  # the backlog stays visible while nothing is read
 
     async def run(self, before_batches: Callable[[], None] | None = None) -> Totals:
         """Until stopped, ``max_events`` or (``until_idle``) an empty read; ``before_batches``
@@ -173,7 +186,7 @@ class Worker:
         started = time.monotonic()
         if not await self._retry("Redis", self._start_source):
             return await self._finish(started)
-        if not await self._retry("scoring", self._connect_scoring):
+        if not await self._retry("scoring", self._connect_scoring, self._scoring_wait):
             return await self._finish(started)
         log.info(
             "scoring ready after %.1fs; reading %s", time.monotonic() - started, self.source.stream
