@@ -133,7 +133,7 @@ class Worker:
         ``NotYet`` is logged and retried after 1, 2, 4 … ``retry_max_s`` seconds, the loop's
         heartbeat kept fresh for ``/healthz``. Gives up after ``wait_s`` (when set)."""
         t0 = time.monotonic()
-        delay, n = 1.0, 0
+        delay, n = min(1.0, self.retry_max_s), 0
         self.waiting = f"waiting for {what}: first attempt"
         while not self.stopping.is_set():
             n += 1
