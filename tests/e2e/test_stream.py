@@ -40,9 +40,14 @@ CLICKS = 20
 CTX = {"session_duration_s": 35.0, "hour_of_day": 20}
 # a cold predictor (Knative scale to zero) answers the worker's first batch after a start
 DEADLINE_S = 300
-# the chart's and components/stream-worker's pod labels and probe port
+# What the cluster fixture assumes of both kind deployments (defaults of its E2E_* variables;
+# tests/deploy/test_stream_worker.py checks the rendered helm values and overlays/kind):
+# the worker's pod labels and probe port, its streams, the Redis pods and password key.
 WORKER_SELECTOR = "feast-kserve.io/component=stream-worker"
 WORKER_PORT = 8090
+EVENTS, DECISIONS = "events", "predictions"
+REDIS_SELECTOR = "app.kubernetes.io/name=redis"
+REDIS_PASSWORD_KEY = "redis-password"
 
 
 @dataclass
@@ -74,7 +79,7 @@ def _redis_password(namespace: str, secret: str, context: str | None) -> str:
             "-n",
             namespace,
             "-o",
-            "jsonpath={.data.redis-password}",
+            f"jsonpath={{.data.{REDIS_PASSWORD_KEY}}}",
         ),
         capture_output=True,
         text=True,
@@ -98,7 +103,7 @@ def stream(target, request, tmp_path_factory) -> Iterator[Stream]:
         namespace = os.environ.get("E2E_NAMESPACE", "feast-inference")
         context = os.environ.get("E2E_KUBE_CONTEXT") or None
         password = _redis_password(namespace, secret, context)
-        selector = os.environ.get("E2E_REDIS_SELECTOR", "app.kubernetes.io/name=redis")
+        selector = os.environ.get("E2E_REDIS_SELECTOR", REDIS_SELECTOR)
         # a Ready worker pod: Ready needs Redis and the group only, never the predictor
         workers = os.environ.get("E2E_STREAM_WORKER_SELECTOR", WORKER_SELECTOR)
         with (
@@ -110,8 +115,8 @@ def stream(target, request, tmp_path_factory) -> Iterator[Stream]:
             try:
                 yield Stream(
                     r,
-                    os.environ.get("E2E_STREAM", "events"),
-                    os.environ.get("E2E_OUTPUT_STREAM", "predictions"),
+                    os.environ.get("E2E_STREAM", EVENTS),
+                    os.environ.get("E2E_OUTPUT_STREAM", DECISIONS),
                     f"http://{worker}",
                 )
             finally:
