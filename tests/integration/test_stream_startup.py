@@ -7,7 +7,8 @@ is live and ready, says what it waits for (``/healthz`` and ``/readyz`` JSON,
 ``stream_scoring_ready``), reads nothing (the events stay in the stream: none pending, none
 acknowledged), and once the predictor starts it scores every event exactly once. A worker
 started before its Redis is live, not ready, and ready once Redis answers. With
-``--predictor_wait_s`` it gives up: exit 1, naming what it waited for."""
+``--predictor_wait_s`` it gives up: exit 1, naming what it waited for. A configuration error
+is not waited for: exit 1 at once."""
 
 from __future__ import annotations
 
@@ -168,3 +169,20 @@ def test_gives_up_after_predictor_wait_s(redis_features, tmp_path: Path) -> None
     log = w.log_path.read_text() if w.log_path else ""
     assert code == 1, log
     assert "scoring not there after" in log and host in log, log
+
+
+@pytest.mark.timeout(300)
+def test_a_configuration_error_is_not_waited_for(redis_features, model_dir, tmp_path) -> None:
+    """Only what may still come is retried: a view the feature service does not have exits 1
+    at once, naming it, instead of waiting for ever."""
+    w = start_worker(redis_features, model_dir, tmp_path, "su-config", "--features_view", "nope")
+    try:
+        code = w.proc.wait(timeout=240)
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait()
+    log = w.log_path.read_text() if w.log_path else ""
+    assert code == 1, log
+    assert "features_view 'nope' is not a batch view" in log, log
+    assert "waiting for scoring" not in log, log

@@ -104,11 +104,6 @@ def _scoring_inputs(settings: StreamSettings, rules: Any, store: Any, again: boo
         feature_service(store, settings.feature_service, 0.0)
     except Exception as e:
         raise NotYet(f"the Feast registry: {e}") from None
-    view = store.get_feature_view(settings.features_view)
-    types = {f.name: v2_type(f.dtype) for f in view.features}
-    lacking = sorted(set(FEATURES) - set(types))
-    if lacking:
-        raise FeatureConfigError(f"feature view '{settings.features_view}' lacks {lacking}")
     # the transformer's own choice (embedded model, ensemble, predictor), so cache rows agree;
     # one metadata attempt each time (the worker's retry paces them)
     once = settings.model_copy(update={"predictor_wait_s": 0.0})
@@ -122,6 +117,11 @@ def _scoring_inputs(settings: StreamSettings, rules: Any, store: Any, again: boo
             f"features_view '{settings.features_view}' is not a batch view of feature service "
             f"'{settings.feature_service}' (it has {sorted(reader.batch_views)})"
         )
+    view = store.get_feature_view(settings.features_view)
+    types = {f.name: v2_type(f.dtype) for f in view.features}
+    lacking = sorted(set(FEATURES) - set(types))
+    if lacking:
+        raise FeatureConfigError(f"feature view '{settings.features_view}' lacks {lacking}")
     return reader, chosen, types
 
 
