@@ -42,6 +42,17 @@ def _group(rc, stream: str, group: str) -> dict:
     return g
 
 
+def _exit(w: stack.Server, timeout_s: float = 240) -> tuple[int, str]:
+    """The worker's exit code when it exits by itself, and its log."""
+    try:
+        code = w.proc.wait(timeout=timeout_s)
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait()
+    return code, w.log_path.read_text() if w.log_path else ""
+
+
 def _stop(w: stack.Server) -> int:
     if w.proc.poll() is None:
         w.proc.send_signal(signal.SIGTERM)
@@ -160,13 +171,7 @@ def test_gives_up_after_predictor_wait_s(redis_features, tmp_path: Path) -> None
         *("--stream", "su-give-up", "--predictor_host", host),
         *("--predictor_wait_s", "3", "--retry_max_s", "1"),
     )
-    try:
-        code = w.proc.wait(timeout=240)
-    finally:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait()
-    log = w.log_path.read_text() if w.log_path else ""
+    code, log = _exit(w)
     assert code == 1, log
     assert "scoring not there after" in log and host in log, log
 
@@ -176,13 +181,7 @@ def test_a_configuration_error_is_not_waited_for(redis_features, model_dir, tmp_
     """Only what may still come is retried: a view the feature service does not have exits 1
     at once, naming it, instead of waiting for ever."""
     w = start_worker(redis_features, model_dir, tmp_path, "su-config", "--features_view", "nope")
-    try:
-        code = w.proc.wait(timeout=240)
-    finally:
-        if w.proc.poll() is None:
-            w.proc.kill()
-            w.proc.wait()
-    log = w.log_path.read_text() if w.log_path else ""
+    code, log = _exit(w)
     assert code == 1, log
     assert "features_view 'nope' is not a batch view" in log, log
     assert "waiting for scoring" not in log, log
