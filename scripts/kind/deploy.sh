@@ -232,8 +232,11 @@ wait_for_isvc() {
     ((SECONDS < deadline)) || die "InferenceService ${ISVC_NAMESPACE}/${ISVC_NAME} was not created"
     sleep 3
   done
+  # Redis, Feast, and the stream worker: it is Ready once Redis answers and its group exists,
+  # never waiting for the predictor (still being created here, or cold), whose metadata it
+  # retries in the background (docs/stream.md#operations).
   if [[ -n "$(k get deployment -n "${ISVC_NAMESPACE}" -l '!serving.knative.dev/revision' -o name 2>/dev/null)" ]]; then
-    log "waiting for the supporting Deployments (redis, ...) in ${ISVC_NAMESPACE}"
+    log "waiting for the supporting Deployments (redis, feast, stream worker, ...) in ${ISVC_NAMESPACE}"
     k wait --for=condition=Available deployment -l '!serving.knative.dev/revision' \
       -n "${ISVC_NAMESPACE}" --timeout=300s
   fi

@@ -103,7 +103,83 @@ def test_serverless_render_without_keda(helm: Helm) -> None:
     env = {
         e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]
     }
-    assert (env["STREAM_PREDICTOR_TIMEOUT_S"], env["STREAM_PREDICTOR_WAIT_S"]) == ("120", "300")
+    # a cold predictor: 120 s calls; its metadata retried for ever (the worker is ready
+    # without it, so the rollout never waits for the predictor)
+    assert (env["STREAM_PREDICTOR_TIMEOUT_S"], env["STREAM_PREDICTOR_WAIT_S"]) == ("120", "0")
+
+
+def e2e_contract(objs: list[v.Obj], isvc: str, redis_secret: str) -> list[str]:
+    """What tests/e2e/test_stream.py's cluster fixture assumes of a kind deployment (its
+    defaults), and what keeps the worker's rollout independent of the predictor."""
+    from tests.e2e import test_stream as e2e
+
+    problems: list[str] = []
+    workers = [
+        o for o in objs if o["kind"] == "Deployment" and "stream-worker" in o["metadata"]["name"]
+    ]
+    if len(workers) != 1:
+        return [f"expected one stream worker Deployment, got {len(workers)}"]
+    pod = workers[0]["spec"]["template"]
+    key, value = e2e.WORKER_SELECTOR.split("=")
+    if pod["metadata"]["labels"].get(key) != value:
+        problems.append(f"worker pods lack the label {e2e.WORKER_SELECTOR}")
+    (c,) = pod["spec"]["containers"]
+    if e2e.WORKER_PORT not in [p["containerPort"] for p in c.get("ports") or []]:
+        problems.append(f"worker container does not declare port {e2e.WORKER_PORT}")
+    probe = (c.get("readinessProbe") or {}).get("httpGet") or {}
+    if (probe.get("path"), probe.get("port")) != ("/readyz", e2e.WORKER_PORT):
+        problems.append(f"worker readinessProbe is {probe}, not /readyz on {e2e.WORKER_PORT}")
+    env = {e["name"]: e for e in c["env"]}
+    want = {
+        "STREAM_STREAM": e2e.EVENTS,
+        "STREAM_OUTPUT_STREAM": e2e.DECISIONS,
+        "STREAM_MODEL_NAME": isvc,
+        "STREAM_PREDICTOR_HOST": f"{isvc}-predictor.{v.NAMESPACE}",
+        # never gives up on the predictor: no crash loop while it is created or cold
+        "STREAM_PREDICTOR_WAIT_S": "0",
+    }
+    for name, value in want.items():
+        if env.get(name, {}).get("value") != value:
+            problems.append(f"worker {name} is {env.get(name, {}).get('value')!r}, not {value!r}")
+    ref = env.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if (ref.get("name"), ref.get("key")) != (redis_secret, e2e.REDIS_PASSWORD_KEY):
+        problems.append(f"worker's Redis password from {ref}, not {redis_secret}")
+    rkey, rvalue = e2e.REDIS_SELECTOR.split("=")
+    if not [
+        s
+        for s in v.pod_sources(objs)
+        if s.kind in ("Deployment", "StatefulSet") and s.labels.get(rkey) == rvalue
+    ]:
+        problems.append(f"no Redis pods labelled {e2e.REDIS_SELECTOR}")
+    return problems
+
+
+def test_both_kind_deployments_give_the_e2e_stream_test_what_it_assumes(helm: Helm) -> None:
+    """Helm (deploy.sh writes E2E_REDIS_SECRET=<release>-redis-auth) and overlays/kind
+    (redis-auth, created by deploy.sh)."""
+    assert not e2e_contract(
+        helm.template(*_values("serverless-values.yaml")), "click-model", "feast-kserve-redis-auth"
+    )
+    assert not e2e_contract(kustomize("kind"), "click-model", "redis-auth")
+
+
+def test_the_e2e_contract_check_flags_a_mismatch(helm: Helm) -> None:
+    objs = copy.deepcopy(kustomize("kind"))
+    (dep,) = [
+        o
+        for o in objs
+        if o["metadata"]["name"] == "click-model-stream-worker" and o["kind"] == "Deployment"
+    ]
+    pod = dep["spec"]["template"]
+    del pod["metadata"]["labels"]["feast-kserve.io/component"]
+    c = pod["spec"]["containers"][0]
+    c["readinessProbe"]["httpGet"]["path"] = "/healthz"
+    for e in c["env"]:
+        if e["name"] == "STREAM_PREDICTOR_WAIT_S":
+            e["value"] = "300"
+    problems = "\n".join(e2e_contract(objs, "click-model", "feast-kserve-redis-auth"))
+    for what in ("label", "readinessProbe", "STREAM_PREDICTOR_WAIT_S", "Redis password"):
+        assert what in problems, problems
 
 
 @pytest.mark.parametrize(
@@ -119,7 +195,7 @@ def test_serverless_render_without_keda(helm: Helm) -> None:
         (["--set", "streamWorker.keda.minReplicaCount=0"], "minReplicaCount"),
         (["--set", "streamWorker.kedda.enabled=true"], "kedda"),
         (["--set", "streamWorker.image.tag=latest"], "tag"),
-        (["--set", "streamWorker.predictorWaitSeconds=600"], "predictorWaitSeconds"),
+        (["--set", "streamWorker.predictorWaitSeconds=-1"], "predictorWaitSeconds"),
         (
             [
                 "--set",

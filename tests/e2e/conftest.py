@@ -34,6 +34,9 @@ class Target:
     grpc_port_forward: bool = False  # cluster: reach gRPC by kubectl port-forward
     token: str | None = None  # bearer token of scope "infer" (E2E_TOKEN); None: auth off
     write_token: str | None = None  # scope "write", for the producer (E2E_WRITE_TOKEN)
+    # the local stack's predictor (v2 REST host:port): its stream worker scores there, as the
+    # cluster's does; None against a cluster
+    predictor_host: str | None = None
 
     def client(self, **kw) -> httpx.Client:
         headers = {"Host": self.host_header} if self.host_header else {}
@@ -82,7 +85,15 @@ def target(request, tmp_path_factory) -> Iterator[Target]:
     args = ("--mode", "cached", "--auth_tokens_file", str(tokens))
     with serving(fenv, model_dir, logs, *args) as (tr, _, ports):
         grpc = f"127.0.0.1:{ports.transformer_grpc}"
-        yield Target(tr.url, None, grpc, model, token=token, write_token=write_token)
+        yield Target(
+            tr.url,
+            None,
+            grpc,
+            model,
+            token=token,
+            write_token=write_token,
+            predictor_host=f"127.0.0.1:{ports.predictor_http}",
+        )
 
 
 @pytest.fixture

@@ -75,10 +75,24 @@ class StreamMetrics:
         self.errors = Counter(
             "stream_batch_errors", "Batches that failed (left pending, retried)", registry=r
         )
+        self.scoring_ready = Gauge(
+            "stream_scoring_ready",
+            "1 once what scoring needs is there (the Feast feature service, the predictor's "
+            "metadata) and events are read; 0 while the worker waits for it",
+            registry=r,
+        )
+        self.scoring_waits = Counter(
+            "stream_scoring_waits",
+            "Failed attempts at what scoring needs (retried with backoff)",
+            registry=r,
+        )
 
 
 class HealthServer:
-    """/metrics, /healthz (the loop is turning), /readyz (connected and reading)."""
+    """/metrics, /healthz (the loop is turning), /readyz (Redis answers, the group exists).
+
+    Both JSON answers carry ``scoring``: ``ready``, or what the worker waits for (the
+    predictor's metadata, the Feast registry) while it reads no events."""
 
     def __init__(
         self,
@@ -86,9 +100,14 @@ class HealthServer:
         alive: Callable[[], float],
         ready: Callable[[], bool],
         stall_s: float,
+        waiting: Callable[[], str | None] = lambda: None,
     ):
         self.metrics, self.alive, self.ready, self.stall_s = metrics, alive, ready, stall_s
+        self.waiting = waiting
         self.runner: web.AppRunner | None = None
+
+    def _scoring(self) -> str:
+        return self.waiting() or "ready"
 
     async def _metrics(self, _: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)
@@ -97,13 +116,18 @@ class HealthServer:
     async def _healthz(self, _: web.Request) -> web.Response:
         since = time.monotonic() - self.alive()
         if since > self.stall_s:
-            return web.json_response({"error": f"no loop turn for {since:.0f}s"}, status=503)
-        return web.json_response({"status": "alive"})
+            return web.json_response(
+                {"error": f"no loop turn for {since:.0f}s", "scoring": self._scoring()}, status=503
+            )
+        return web.json_response({"status": "alive", "scoring": self._scoring()})
 
     async def _readyz(self, _: web.Request) -> web.Response:
         if not self.ready():
-            return web.json_response({"error": "not connected to the stream yet"}, status=503)
-        return web.json_response({"status": "ready"})
+            return web.json_response(
+                {"error": "not connected to the stream yet", "scoring": self._scoring()},
+                status=503,
+            )
+        return web.json_response({"status": "ready", "scoring": self._scoring()})
 
     async def start(self, port: int) -> int:
         app = web.Application()

@@ -87,7 +87,17 @@ class StreamSettings(BaseSettings):
     predictor_use_ssl: bool = Field(False, description="https / TLS to the predictor")
     predictor_timeout_s: float = Field(2.0, gt=0, description="Timeout of one predictor call")
     predictor_wait_s: float = Field(
-        60.0, ge=0, description="At start-up, how long to wait for the predictor's metadata"
+        0.0,
+        ge=0,
+        description="At start-up, how long to keep retrying Redis and what scoring needs (the "
+        "Feast feature service, the predictor's metadata) before exiting 1; 0: for ever. The "
+        "worker is live, and ready once Redis answers; it reads no events until it can score",
+    )
+    retry_max_s: float = Field(
+        15.0,
+        gt=0,
+        le=30,
+        description="Longest pause between two of those attempts (1, 2, 4 ... seconds)",
     )
     default_context: str = Field(
         "session_duration_s=30,hour_of_day=12",

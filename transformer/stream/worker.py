@@ -17,14 +17,23 @@ Order of a batch, and why nothing is lost or doubled:
 A crash before step 5 leaves the entries pending: this worker rereads them on restart, or
 another reclaims them (XAUTOCLAIM); their ids are in the fold state already, so the replay
 changes nothing and outputs nothing, and is then acknowledged.
+
+Start-up: the worker is ready (``/readyz``) once Redis answers and the group exists. What
+scoring needs (the Feast registry's feature service, the predictor's v2 metadata) may come
+later, e.g. a predictor that scales to zero and cold-starts: ``connect`` is retried with a
+bounded backoff while the worker stays live and ready, reads nothing (the events wait in the
+stream, undelivered) and says so in its log, ``/healthz``, ``/readyz`` and
+``stream_scoring_ready``. A Kubernetes rollout therefore never waits for the predictor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,36 +75,124 @@ class BatchNotCommitted(RuntimeError):
     """Some users kept changing under us; the batch stays pending and is retried."""
 
 
+class NotYet(RuntimeError):
+    """What the worker needs is not there yet (Redis; for scoring the Feast registry's feature
+    service or the predictor's metadata): retried with backoff, never fatal by itself."""
+
+
+# Longest start-up attempt (a Redis or a registry that does not answer): with the pause
+# between attempts (at most 30 s) the heartbeat stays inside /healthz's 60 s.
+ATTEMPT_S = 20.0
+
+# One attempt at what scoring needs: the model call and the writer of its results.
+Connect = Callable[[], Awaitable[tuple[Scoring, RedisSink]]]
+
+
 class Worker:
     def __init__(
         self,
         source: RedisStreamSource,
-        sink: RedisSink,
-        scoring: Scoring,
+        connect: Connect,
         metrics: StreamMetrics,
         lateness_s: float,
         commit_retries: int,
         max_events: int | None = None,
         until_idle: bool = False,
         progress_s: float = 10.0,
+        wait_s: float = 0.0,
+        retry_max_s: float = 15.0,
     ):
-        self.source, self.sink, self.scoring, self.metrics = source, sink, scoring, metrics
+        """``wait_s``: give up (raise ``NotYet``) when Redis or scoring is still missing after
+        this long, 0 = never; ``retry_max_s``: the longest pause between two attempts."""
+        self.source, self.connect, self.metrics = source, connect, metrics
+        self.scoring: Scoring | None = None
+        self.sink: RedisSink | None = None
         self.lateness_us = int(lateness_s * 1_000_000)
         self.commit_retries = commit_retries
         self.max_events, self.until_idle, self.progress_s = max_events, until_idle, progress_s
+        self.wait_s, self.retry_max_s = wait_s, retry_max_s
         self.stopping = asyncio.Event()
         self.totals = Totals()
         self.beat = time.monotonic()
         self.ready = False
+        # what the worker waits for, for the log and the probes' JSON; None once scoring
+        self.waiting: str | None = "waiting for Redis: starting"
 
     def stop(self) -> None:
         if not self.stopping.is_set():
             log.info("stopping: finishing the current batch")
         self.stopping.set()
 
-    async def run(self) -> Totals:
-        await self.source.start()
-        self.ready = True
+    async def _retry(
+        self,
+        what: str,
+        attempt: Callable[[], Awaitable[bool]],
+        on_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """Run ``attempt`` until it returns True (done) or the worker stops (False); a
+        ``NotYet`` is logged and retried after 1, 2, 4 … ``retry_max_s`` seconds, the loop's
+        heartbeat kept fresh for ``/healthz``. Gives up after ``wait_s`` (when set)."""
+        t0 = time.monotonic()
+        delay, n = min(1.0, self.retry_max_s), 0
+        self.waiting = f"waiting for {what}: first attempt"
+        while not self.stopping.is_set():
+            n += 1
+            self.beat = time.monotonic()
+            try:
+                try:
+                    return await asyncio.wait_for(attempt(), ATTEMPT_S)
+                except TimeoutError:
+                    raise NotYet(f"no answer within {ATTEMPT_S:.0f}s") from None
+            except NotYet as e:
+                waited = time.monotonic() - t0
+                self.waiting = f"waiting for {what}: {e} (attempt {n}, {waited:.0f}s)"
+                if on_wait is not None:
+                    await on_wait()
+                if self.wait_s and waited >= self.wait_s:
+                    raise NotYet(f"{what} not there after {waited:.0f}s: {e}") from None
+                log.warning(
+                    "%s; the events stay in the stream; retry in %.0fs", self.waiting, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), delay)
+                delay = min(delay * 2, self.retry_max_s)
+        return False
+
+    async def _start_source(self) -> bool:
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        try:
+            await self.source.start()
+        except (OSError, RedisDown, RedisTimeout) as e:  # down, starting, loading, refused
+            raise NotYet(f"{type(e).__name__}: {e}") from None
+        return True
+
+    async def _connect_scoring(self) -> bool:
+        self.ready = True  # Redis answers and the group exists: scoring is awaited while ready
+        self.metrics.scoring_ready.set(0)
+        self.scoring, self.sink = await self.connect()
+        self.metrics.scoring_ready.set(1)
+        self.waiting = None
+        return True
+
+    async def _scoring_wait(self) -> None:
+        self.metrics.scoring_waits.inc()
+        await self.update_lag()  # the backlog stays visible while nothing is read
+
+    async def run(self, before_batches: Callable[[], None] | None = None) -> Totals:
+        """Until stopped, ``max_events`` or (``until_idle``) an empty read; ``before_batches``
+        runs once scoring is ready, before the first batch."""
+        started = time.monotonic()
+        if not await self._retry("Redis", self._start_source):
+            return await self._finish(started)
+        if not await self._retry("scoring", self._connect_scoring, self._scoring_wait):
+            return await self._finish(started)
+        log.info(
+            "scoring ready after %.1fs; reading %s", time.monotonic() - started, self.source.stream
+        )
+        if before_batches is not None:
+            before_batches()
         started = last_progress = time.monotonic()
         backoff = 0.5
         while not self.stopping.is_set():
@@ -128,6 +225,9 @@ class Worker:
                 log.info("progress: %s", self.totals.line(now - started))
             if not entries and self.until_idle:
                 break
+        return await self._finish(started)
+
+    async def _finish(self, started: float) -> Totals:
         await self.update_lag()
         log.info("summary: %s", self.totals.line(time.monotonic() - started))
         return self.totals
@@ -199,7 +299,9 @@ class Worker:
         self, users: list[int], by_user: dict[int, list[tuple[Activity, Any, bytes]]]
     ) -> tuple[list[int], list[tuple[Any, int]]]:
         """One read → fold → score → commit round; returns (users to retry, results)."""
-        currents = await self.sink.read(users)
+        sink, scoring = self.sink, self.scoring
+        assert sink is not None and scoring is not None, "batches are read once scoring is ready"
+        currents = await sink.read(users)
         results = {}
         for u, cur in zip(users, currents, strict=True):
             results[u] = fold(cur.state, [a for a, _, _ in by_user[u]], self.lateness_us)
@@ -207,10 +309,10 @@ class Worker:
         done: list[tuple[Any, int]] = [(results[u], 0) for u in users if not results[u].applied]
         if not changed:
             return [], done
-        rows = [self.sink.as_stored(feature_row(results[u].state)) for u in changed]
+        rows = [sink.as_stored(feature_row(results[u].state)) for u in changed]
         contexts = [_latest_context(by_user[u]) for u in changed]
         ts_us = [results[u].state.ts_us for u in changed]
-        scored = await self.scoring.score(changed, rows, ts_us, contexts)
+        scored = await scoring.score(changed, rows, ts_us, contexts)
         written_us = time.time_ns() // 1000
         version = {u: c.version for u, c in zip(users, currents, strict=True)}
         updates = [
@@ -235,7 +337,7 @@ class Worker:
             )
             for i, u in enumerate(changed)
         ]
-        ok = await self.sink.commit(updates)
+        ok = await sink.commit(updates)
         retry = []
         for u, committed in zip(changed, ok, strict=True):
             if committed:

@@ -104,5 +104,6 @@ consumer group {{ $w.group }} on the Redis Stream {{ $w.stream }}; decisions on 
 The transformer then serves user 42 with those request-time fields from the cache
 ({{ if eq .Values.transformer.mode "cached" }}mode cached: "prediction_source": "cache"{{ else }}needs transformer.mode=cached; this release runs {{ .Values.transformer.mode }}{{ end }}).
 Metrics: kubectl -n {{ $ns }} port-forward deploy/{{ include "isvc.streamWorker" . }} 8090 & curl -s localhost:8090/metrics | grep ^stream_
+Scoring yet? curl -s localhost:8090/readyz   # "scoring": "ready", or what it waits for (e.g. the predictor's metadata)
 {{- end }}
 {{- end -}}
