@@ -200,7 +200,9 @@ def _global(helm: Helm, values: str | None) -> dict[str, Any]:
 
 
 def _isvc(objs: list[v.Obj]) -> v.Obj:
-    return next(o for o in objs if o["kind"] == "InferenceService")
+    """The InferenceService of the release (with the transformer, when predictor-only ones of
+    an ensemble or a bandit are rendered too)."""
+    return v._isvc(objs)
 
 
 # --------------------------------------------------------------------------- variants
