@@ -29,8 +29,8 @@ REDIS_URL = re.compile(
 
 @dataclass
 class Arm:
-    index: int
-    config: ArmConfig
+    index: int  # in the bandit file's arms (an ensemble arm: one Arm per member)
+    config: ArmConfig  # the endpoint (an ensemble member's host, the arm's TLS)
     isvc: Obj | None  # the rendered InferenceService, or None: an endpoint deployed elsewhere
 
 
@@ -80,19 +80,26 @@ def arms(objs: list[Obj]) -> tuple[list[Arm], list[str]]:
     out: list[Arm] = []
     problems: list[str] = []
     for i, a in enumerate(cfg.arms):
-        host = a.host.rsplit(":", 1)[0]
-        if host.endswith(".svc.cluster.local") and host.split(".")[1] == v.NAMESPACE:
-            isvc, problem = ec._endpoint(a.host, a.model_name or entry, predictors)
-            if isvc is None:
-                problems.append(f"{where}: arms.{i}: {problem}")
-                continue
-            out.append(Arm(i, a, isvc))
-        else:
-            out.append(Arm(i, a, None))
-    local = [a.isvc for a in out if a.isvc is not None]
-    if len({o["metadata"]["name"] for o in local}) != len(local):
+        # an ensemble arm: each member is an endpoint the transformer calls
+        endpoints = [(a, a.host, a.model_name)] if a.host else []
+        endpoints += [
+            (ArmConfig(host=m.host, use_ssl=a.use_ssl), m.host, m.model_name or a.model_name)
+            for m in (a.ensemble.members if a.ensemble else ())
+            if m.host
+        ]
+        for arm, host, model in endpoints:
+            if host.rsplit(":", 1)[0].endswith(f".{v.NAMESPACE}.svc.cluster.local"):
+                isvc, problem = ec._endpoint(host, model or entry, predictors)
+                if isvc is None:
+                    problems.append(f"{where}: arms.{i}: {problem}")
+                    continue
+                out.append(Arm(i, arm, isvc))
+            else:
+                out.append(Arm(i, arm, None))
+    single = [a.isvc for a in out if a.isvc is not None and cfg.arms[a.index].host]
+    if len({o["metadata"]["name"] for o in single}) != len(single):
         problems.append(f"{where}: two arms call the same InferenceService")
-    uris = [o["spec"]["predictor"]["model"].get("storageUri") for o in local]
+    uris = [o["spec"]["predictor"]["model"].get("storageUri") for o in single]
     if len(set(uris)) != len(uris):
         problems.append(f"{where}: two arms serve the same model {uris} (arms are model versions)")
     return out, problems
@@ -174,7 +181,7 @@ def check_arm_network_policies(objs: list[Obj]) -> list[str]:
             continue
         if not egress:
             continue
-        host = arm.config.host
+        host = arm.config.host or ""
         port = int(host.rsplit(":", 1)[1]) if ":" in host else (443 if arm.config.use_ssl else 80)
         if not any(
             r.get("to") and any(p.get("port") == port for p in r.get("ports") or [])

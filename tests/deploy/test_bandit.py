@@ -108,6 +108,8 @@ def _break(how: str):
             one(objs, "InferenceService", "click-model-xgboost")["spec"]["predictor"]["model"][
                 "storageUri"
             ] = "pvc://click-model-models/sklearn"
+        elif how == "ensemble-member-unknown":
+            _set_file(objs, lambda r: r["arms"].append(_ensemble_arm("click-model-lgbm")))
         elif how == "no-arg":
             c["args"] = [a for a in c["args"] if "bandit" not in a]
         elif how == "no-mount":
@@ -149,6 +151,32 @@ def _break(how: str):
     return apply
 
 
+def _ensemble_arm(second: str) -> dict[str, Any]:
+    """An arm that is the ensemble of click-model's predictor and ``second``."""
+    host = "{}-predictor.feast-inference.svc.cluster.local"
+    return {
+        "ensemble": {
+            "members": [
+                {"name": "sklearn", "host": host.format("click-model")},
+                {"name": "other", "host": host.format(second), "model_name": second},
+            ]
+        }
+    }
+
+
+def test_an_ensemble_arm_over_rendered_predictors_passes():
+    objs = overlay()
+    _set_file(objs, lambda r: r["arms"].append(_ensemble_arm("click-model-xgboost")))
+    assert bc.check_bandit(objs) == []
+    found, _ = bc.arms(objs)
+    assert [(a.index, (a.isvc or {})["metadata"]["name"]) for a in found] == [
+        (0, "click-model"),
+        (1, "click-model-xgboost"),
+        (2, "click-model"),
+        (2, "click-model-xgboost"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("how", "message"),
     [
@@ -158,6 +186,10 @@ def _break(how: str):
         ("unknown-arm", "arms.1: click-model-lgbm-predictor.feast-inference.svc.cluster.local is"),
         ("wrong-model", "serves model 'click-model-xgboost', not 'click-model'"),
         ("same-model", "two arms serve the same model"),
+        (
+            "ensemble-member-unknown",
+            "arms.2: click-model-lgbm-predictor.feast-inference.svc.cluster.local is no rendered",
+        ),
         ("no-arg", "the transformer has no --bandit_file"),
         ("no-mount", "no volume is mounted at /etc/transformer-bandit"),
         ("writable-mount", "writable, not readOnly"),
@@ -343,7 +375,8 @@ def test_the_chart_schema_holds_the_bandit_models_limits():
     arms = bandit["properties"]["arms"]
     assert arms["minItems"] == fields["arms"]["minItems"]
     arm_fields = model["$defs"]["ArmConfig"]["properties"]
-    assert set(ARM_FIELDS.values()) == set(arm_fields)
+    # an arm that is an ensemble is the bandit file's (docs/multi-model.md), not the chart's
+    assert set(ARM_FIELDS.values()) == set(arm_fields) - {"ensemble"}
     for chart_key, field in ARM_FIELDS.items():
         chart_limits = _limits(arms["items"]["properties"][chart_key])
         chart_limits.pop("pattern", None) if field == "host" else None  # the chart is stricter
