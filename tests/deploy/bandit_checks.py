@@ -193,8 +193,5 @@ def check_arm_network_policies(objs: list[Obj]) -> list[str]:
 
 
 def check_bandit(objs: list[Obj]) -> list[str]:
-    return (
-        v._guarded(check_bandit_file, objs)
-        + v._guarded(check_bandit_redis, objs)
-        + v._guarded(check_arm_network_policies, objs)
-    )
+    checks = (check_bandit_file, check_bandit_redis, check_arm_network_policies)
+    return [p for check in checks for p in v._guarded(check, objs)]

@@ -41,7 +41,7 @@ class ArmEndpoint:
 
     def client(self) -> PredictorClient:
         if self.ensemble is not None:
-            return ensemble.client_factory(_ArmSettings(self, 0.0), self.ensemble)()
+            return ensemble.client_factory(_ArmSettings.of(self, 0.0), self.ensemble)()
         return make_client(self.protocol, self.host, self.model_name, self.timeout_s, self.use_ssl)
 
 
@@ -50,25 +50,16 @@ class _ArmSettings:
     """An ensemble arm's defaults for its members (``ensemble.PredictorSettings``): the arm's
     model name, protocol, timeout and TLS; every member names its host."""
 
-    arm: ArmEndpoint
+    predictor_host: str
+    model_name: str
+    predictor_protocol: str
+    predictor_timeout_s: float
     predictor_wait_s: float
-    predictor_host: str = ""
+    predictor_use_ssl: bool
 
-    @property
-    def model_name(self) -> str:
-        return self.arm.model_name
-
-    @property
-    def predictor_protocol(self) -> str:
-        return self.arm.protocol
-
-    @property
-    def predictor_timeout_s(self) -> float:
-        return self.arm.timeout_s
-
-    @property
-    def predictor_use_ssl(self) -> bool:
-        return self.arm.use_ssl
+    @classmethod
+    def of(cls, arm: ArmEndpoint, wait_s: float) -> _ArmSettings:
+        return cls("", arm.model_name, arm.protocol, arm.timeout_s, wait_s, arm.use_ssl)
 
 
 @dataclass
@@ -140,7 +131,7 @@ def build(
         if a.ensemble is not None:
             try:  # every member's metadata; the version is the ensemble's
                 arm_features, version = ensemble.member_metadata(
-                    _ArmSettings(endpoint, wait_s), a.ensemble
+                    _ArmSettings.of(endpoint, wait_s), a.ensemble
                 )
             except RuntimeError as e:
                 raise BanditConfigError(f"{path}: arms.{i}: {e}") from e
