@@ -68,3 +68,19 @@ class Helm:
         if key:
             self._renders[key] = objs
         return objs
+
+    def refused(self, chart: str, values: str | None, *args: str) -> str:
+        """``helm template`` of the chart with the values file and ``args``, which must fail:
+        its stderr (the schema's or the templates' message)."""
+        proc = self.run(
+            "template",
+            RELEASE,
+            str(self.charts / chart),
+            "--namespace",
+            v.NAMESPACE,
+            *self.values_args(chart, values),
+            *args,
+            expect_ok=False,
+        )
+        assert proc.returncode != 0, f"accepted: {args}"
+        return proc.stderr

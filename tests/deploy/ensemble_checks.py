@@ -105,17 +105,17 @@ def check_inference_graph(objs: list[Obj]) -> list[str]:
     return [p for g in graphs for p in graph_members(g, objs)[1]]
 
 
-def _rules_text(objs: list[Obj], transformer: v.PodSource) -> tuple[str | None, str]:
-    """The rules file the transformer reads: TRANSFORMER_RULES_FILE in a ConfigMap volume."""
+def mounted_file(
+    objs: list[Obj], transformer: v.PodSource, path: str, setting: str
+) -> tuple[str | None, str]:
+    """The text of the file at ``path`` in the transformer's kserve-container, read from the
+    ConfigMap volume mounted at its directory, or (None, the problem); ``setting`` names what
+    points there (in the problems)."""
     (c,) = [c for c in transformer.spec["containers"] if c["name"] == "kserve-container"]
-    env = {e["name"]: e.get("value") for e in c.get("env") or []}
-    path = env.get("TRANSFORMER_RULES_FILE")
-    if not path:
-        return None, "the transformer has no TRANSFORMER_RULES_FILE"
     p = PurePosixPath(path)
     mounts = [m for m in c.get("volumeMounts") or [] if PurePosixPath(m["mountPath"]) == p.parent]
     if not mounts:
-        return None, f"no volume is mounted at {p.parent} (TRANSFORMER_RULES_FILE {path})"
+        return None, f"no volume is mounted at {p.parent} ({setting} {path})"
     volumes = {vol["name"]: vol for vol in transformer.spec.get("volumes") or []}
     cm_name = (volumes.get(mounts[0]["name"], {}).get("configMap") or {}).get("name")
     if cm_name is None:
@@ -123,8 +123,18 @@ def _rules_text(objs: list[Obj], transformer: v.PodSource) -> tuple[str | None, 
     cms = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ConfigMap"}
     data = (cms.get(cm_name) or {}).get("data") or {}
     if p.name not in data:
-        return None, f"ConfigMap {cm_name} has no key {p.name} (TRANSFORMER_RULES_FILE {path})"
+        return None, f"ConfigMap {cm_name} has no key {p.name} ({setting} {path})"
     return data[p.name], f"ConfigMap/{cm_name}[{p.name}]"
+
+
+def _rules_text(objs: list[Obj], transformer: v.PodSource) -> tuple[str | None, str]:
+    """The rules file the transformer reads: TRANSFORMER_RULES_FILE in a ConfigMap volume."""
+    (c,) = [c for c in transformer.spec["containers"] if c["name"] == "kserve-container"]
+    env = {e["name"]: e.get("value") for e in c.get("env") or []}
+    path = env.get("TRANSFORMER_RULES_FILE")
+    if not path:
+        return None, "the transformer has no TRANSFORMER_RULES_FILE"
+    return mounted_file(objs, transformer, path, "TRANSFORMER_RULES_FILE")
 
 
 def transformer_members(objs: list[Obj]) -> tuple[dict[str, Obj], list[str]]:

@@ -29,6 +29,7 @@ EXPECTED_MODE = {
     "collocated": "Knative",
     "stream": "Knative",
     "ensemble": "Knative",
+    "bandit": "Knative",
     "payload-logger": "Knative",
     "batch": "Knative",
 }
@@ -113,6 +114,7 @@ def test_overlay_mode_namespace_and_names(overlay: str) -> None:
         "feast-feature-store",
         "feast-registry",
         *(["click-model-ensemble-rules"] if overlay == "ensemble" else []),
+        *(["click-model-bandit"] if overlay == "bandit" else []),
     } | ({"click-model-batch"} if overlay == "batch" else set())
 
 

@@ -95,6 +95,19 @@ PAIRS["ensemble"] = [
     "inferenceService.ensemble.second.storageUri=pvc://click-model-models/xgboost",
 ]
 
+# the bandit's default arms (the predictor and xgboost) and policy; the name as the overlay's
+PAIRS["bandit"] = [
+    *IMAGES,
+    *V1_MODEL,
+    "--set",
+    "inferenceService.name=click-model",
+    "--set",
+    "inferenceService.bandit.enabled=true",
+    "--set-json",
+    'inferenceService.bandit.arms=[{"name": "sklearn"}, '
+    '{"name": "xgboost", "storageUri": "pvc://click-model-models/xgboost"}]',
+]
+
 # The scheduled batch without KubeRay (batch.mode cronjob) and the transformer serving it.
 PAIRS["batch"] = [
     *IMAGES,
@@ -136,6 +149,7 @@ def test_every_overlay_is_paired_or_explained() -> None:
     # against the e2e workflow).
     assert overlays - set(PAIRS) <= {"kind", "collocated"}, sorted(overlays)
     assert "ensemble" in PAIRS
+    assert "bandit" in PAIRS
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from predictor.protocol.artifact import FeatureSpec
+from transformer.multimodel import ensemble
 from transformer.multimodel.bandit import (
     Arm,
     BanditClient,
@@ -22,7 +23,8 @@ from transformer.multimodel.bandit import (
     make_policy,
 )
 from transformer.multimodel.feedback import FeedbackService, PredictionRecorder
-from transformer.predictor_client import fetch_model_metadata, make_client
+from transformer.predictor_client import PredictorClient, fetch_model_metadata, make_client
+from transformer.rules import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,34 @@ log = logging.getLogger(__name__)
 @dataclass
 class ArmEndpoint:
     version: str
-    host: str
+    host: str  # an ensemble arm: "ensemble(<member>, ...)" (logs only)
     model_name: str
     protocol: str
     timeout_s: float
     use_ssl: bool
+    ensemble: Ensemble | None = None  # the arm is this ensemble of endpoints
+
+    def client(self) -> PredictorClient:
+        if self.ensemble is not None:
+            return ensemble.client_factory(_ArmSettings.of(self, 0.0), self.ensemble)()
+        return make_client(self.protocol, self.host, self.model_name, self.timeout_s, self.use_ssl)
+
+
+@dataclass(frozen=True)
+class _ArmSettings:
+    """An ensemble arm's defaults for its members (``ensemble.PredictorSettings``): the arm's
+    model name, protocol, timeout and TLS; every member names its host."""
+
+    predictor_host: str
+    model_name: str
+    predictor_protocol: str
+    predictor_timeout_s: float
+    predictor_wait_s: float
+    predictor_use_ssl: bool
+
+    @classmethod
+    def of(cls, arm: ArmEndpoint, wait_s: float) -> _ArmSettings:
+        return cls("", arm.model_name, arm.protocol, arm.timeout_s, wait_s, arm.use_ssl)
 
 
 @dataclass
@@ -55,10 +80,7 @@ class Bandit:
 
     def client(self) -> BanditClient:
         """The composite client; called inside the running event loop (gRPC channels)."""
-        arms = [
-            Arm(e.version, make_client(e.protocol, e.host, e.model_name, e.timeout_s, e.use_ssl))
-            for e in self.endpoints
-        ]
+        arms = [Arm(e.version, e.client()) for e in self.endpoints]
         cfg = self.config
         return BanditClient(
             arms, self.stats.policy, self.stats, self.metrics, cfg.arm_cooldown_s, cfg.seed
@@ -100,27 +122,39 @@ def build(
     features: list[FeatureSpec] | None = None
     for i, a in enumerate(cfg.arms):
         name = a.model_name or model_name
-        meta = fetch_model_metadata(a.host, name, a.protocol, wait_s, a.use_ssl)
-        if not meta.versions:
-            raise BanditConfigError(f"{path}: arms.{i}: {a.host} reports no model version")
+        members = a.ensemble.members if a.ensemble is not None else ()
+        host = a.host or f"ensemble({', '.join(m.name for m in members)})"
+        endpoint = ArmEndpoint(
+            "", host, name, a.protocol, a.timeout_s or default_timeout_s, a.use_ssl, a.ensemble
+        )
+        arm_versions: list[str]
+        if a.ensemble is not None:
+            try:  # every member's metadata; the version is the ensemble's
+                arm_features, version = ensemble.member_metadata(
+                    _ArmSettings.of(endpoint, wait_s), a.ensemble
+                )
+            except RuntimeError as e:
+                raise BanditConfigError(f"{path}: arms.{i}: {e}") from e
+            arm_versions = [version]
+        else:
+            meta = fetch_model_metadata(host, name, a.protocol, wait_s, a.use_ssl)
+            arm_features, arm_versions = meta.features, meta.versions
+        if not arm_versions:
+            raise BanditConfigError(f"{path}: arms.{i}: {host} reports no model version")
         if features is None:
-            features = meta.features
-        elif meta.features != features:
+            features = arm_features
+        elif arm_features != features:
             raise BanditConfigError(
-                f"{path}: arms.{i}: {a.host} takes inputs {[f.name for f in meta.features]}, "
+                f"{path}: arms.{i}: {host} takes inputs {[f.name for f in arm_features]}, "
                 f"arms.0 takes {[f.name for f in features]}; arms must share the inputs"
             )
-        version = meta.versions[0]
-        if version in [e.version for e in endpoints]:
+        endpoint.version = arm_versions[0]
+        if endpoint.version in [e.version for e in endpoints]:
             raise BanditConfigError(
-                f"{path}: arms.{i}: {a.host} serves model version {version} like another arm; "
-                "arms are model versions"
+                f"{path}: arms.{i}: {host} serves model version {endpoint.version} like another "
+                "arm; arms are model versions"
             )
-        endpoints.append(
-            ArmEndpoint(
-                version, a.host, name, a.protocol, a.timeout_s or default_timeout_s, a.use_ssl
-            )
-        )
+        endpoints.append(endpoint)
     assert features is not None
     redis = redis_client(redis_url, timeout_s=1.0)
     metrics = BanditMetrics(registry)

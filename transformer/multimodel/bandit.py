@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from predictor.protocol.artifact import FeatureSpec
 from transformer.errors import PredictorTimeout, PredictorUnavailable, UpstreamError
 from transformer.predictor_client import Prediction, PredictorClient
+from transformer.rules import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +43,40 @@ log = logging.getLogger(__name__)
 
 
 class ArmConfig(BaseModel):
-    """One arm: a v2 endpoint serving one model version (like the single predictor)."""
+    """One arm: a v2 endpoint serving one model version (like the single predictor), or an
+    ensemble of such endpoints whose combined score is the arm's answer (its version the
+    ensemble's, docs/multi-model.md#ensemble)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    host: str = Field(min_length=3, description="host:port of the arm's predictor")
-    model_name: str | None = Field(
-        None, min_length=1, description="Model name at that endpoint (default: model_name)"
+    host: str | None = Field(
+        None, min_length=3, description="host:port of the arm's predictor (unset: ensemble)"
     )
-    protocol: Literal["v2", "grpc-v2"] = Field("v2", description="v2 REST or v2 gRPC")
-    use_ssl: bool = Field(False, description="https / TLS to this arm")
+    model_name: str | None = Field(
+        None,
+        min_length=1,
+        description="Model name at that endpoint, or of the ensemble members that set none "
+        "(default: model_name)",
+    )
+    protocol: Literal["v2", "grpc-v2"] = Field(
+        "v2", description="v2 REST or v2 gRPC (of the ensemble members that set none)"
+    )
+    use_ssl: bool = Field(False, description="https / TLS to this arm (every member)")
     timeout_s: float | None = Field(
         None, gt=0, description="Timeout of one call (default: predictor_timeout_s)"
     )
+    ensemble: Ensemble | None = Field(
+        None,
+        description="The arm is this ensemble (the rules file's `ensemble:` form, every member "
+        "with its host) instead of one host",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ArmConfig:
+        if (self.host is None) == (self.ensemble is None):
+            raise ValueError("an arm has either a host or an ensemble")
+        if self.ensemble is not None and any(m.host is None for m in self.ensemble.members):
+            raise ValueError("ensemble: every member needs a host (a bandit has no predictor_host)")
+        return self
 
 
 class BanditConfig(BaseModel):
@@ -118,9 +141,9 @@ class BanditConfig(BaseModel):
                 f"floor: {self.floor} x {len(self.arms)} arms exceeds 1 (at most "
                 f"{1 / len(self.arms):.3g} for {len(self.arms)} arms)"
             )
-        hosts = [(a.host, a.model_name) for a in self.arms]
+        hosts = [(a.host, a.model_name, a.ensemble) for a in self.arms]
         if len(set(hosts)) != len(hosts):
-            raise ValueError("arms: two arms name the same host and model")
+            raise ValueError("arms: two arms name the same host and model (or ensemble)")
         return self
 
 

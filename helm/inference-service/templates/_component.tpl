@@ -8,6 +8,7 @@ Both take the transformer's settings (scaling, resources, service account, label
 {{- $root := .root -}}
 {{- $collocated := .collocated -}}
 {{- $t := $root.Values.transformer -}}
+{{- $bandit := and $root.Values.bandit.enabled (not $collocated) -}}
 serviceAccountName: {{ include "isvc.transformerSA" $root }}
 {{ include "isvc.componentScaling" (dict "root" $root "c" $t) }}
 {{- with $root.Values.imagePullSecrets }}
@@ -29,6 +30,10 @@ annotations:
   {{- if and $root.Values.ensemble.enabled (not $collocated) }}
   # new weights or members: new pods (the rules file is read at start-up)
   checksum/ensemble-rules: {{ include "isvc.ensembleRules" $root | sha256sum | trunc 16 | quote }}
+  {{- end }}
+  {{- if $bandit }}
+  # new arms or policy: new pods (the bandit file is read at start-up)
+  checksum/bandit: {{ include "isvc.banditFile" $root | sha256sum | trunc 16 | quote }}
   {{- end }}
   {{- with (include "isvc.componentAnnotations" (dict "root" $root "c" $t) | trim) }}
   {{- . | nindent 2 }}
@@ -60,6 +65,11 @@ containers:
       - {{ $root.Values.feast.repoPath | quote }}
       - --mode
       - {{ $t.mode }}
+      {{- if $bandit }}
+      # the bandit's arms and policy (docs/multi-model.md#deploying-the-bandit)
+      - --bandit_file
+      - /etc/transformer-bandit/bandit.yaml
+      {{- end }}
       {{- with $t.extraArgs }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
@@ -91,6 +101,11 @@ containers:
       # Feast's connection string; $(REDIS_PASSWORD) is expanded by the kubelet.
       - name: REDIS_CONNECTION_STRING
         value: {{ include "isvc.redisConnectionString" $root | quote }}
+      {{- if $bandit }}
+      # the bandit's statistics and prediction records, in the same Redis
+      - name: TRANSFORMER_BANDIT_REDIS
+        value: {{ include "isvc.banditRedis" $root | quote }}
+      {{- end }}
       {{- include "isvc.authEnv" $root | nindent 6 }}
       {{- if and $root.Values.ensemble.enabled (not $collocated) }}
       # the ensemble's members and weights (docs/multi-model.md)
@@ -144,6 +159,11 @@ containers:
         mountPath: /etc/transformer-rules
         readOnly: true
       {{- end }}
+      {{- if $bandit }}
+      - name: bandit
+        mountPath: /etc/transformer-bandit
+        readOnly: true
+      {{- end }}
 volumes:
   - name: feast-config
     configMap:
@@ -156,5 +176,10 @@ volumes:
   - name: ensemble-rules
     configMap:
       name: {{ include "isvc.name" $root }}-ensemble-rules
+  {{- end }}
+  {{- if $bandit }}
+  - name: bandit
+    configMap:
+      name: {{ include "isvc.name" $root }}-bandit
   {{- end }}
 {{- end -}}

@@ -148,6 +148,7 @@ deploymentStrategy:
 {{- if and .Values.ensemble.enabled (eq .Values.ensemble.primary.name .Values.ensemble.second.name) }}
 {{- fail (printf "ensemble.primary.name and ensemble.second.name must differ (both %q)" .Values.ensemble.second.name) }}
 {{- end }}
+{{- include "isvc.validateBandit" . }}
 {{- if and .Values.canary.enabled (not (include "isvc.serverless" .)) }}
 {{- fail (printf "canary.enabled needs deploymentMode Knative (KServe splits traffic between Knative revisions), not %s" .Values.deploymentMode) }}
 {{- end }}
@@ -248,4 +249,112 @@ ensemble:
       # the runtime serves the model under its InferenceService's name
       model_name: {{ include "isvc.ensembleSecond" . }}
       weight: {{ $e.second.weight }}
+{{- end -}}
+
+{{/* A bandit arm's own InferenceService (an arm with storageUri).
+include "isvc.banditArm" (dict "root" $ "arm" <arm>) */}}
+{{- define "isvc.banditArm" -}}
+{{- printf "%s-%s" (include "isvc.name" .root) .arm.name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The bandit file (transformer/multimodel/bandit.py BanditConfig validates it). Arms
+without host are predictors of this release: the chart's own, or "<name>-<arm name>". */}}
+{{- define "isvc.banditFile" -}}
+{{- $root := . -}}
+{{- $c := .Values.bandit.config -}}
+arms:
+  {{- range .Values.bandit.arms }}
+  {{- if .host }}
+  # arm {{ .name }}: an endpoint deployed outside this release
+  - host: {{ .host | toJson }}
+    {{- with .modelName }}
+    model_name: {{ . | toJson }}
+    {{- end }}
+    protocol: {{ .protocol | default "v2" }}
+    {{- if .useSsl }}
+    use_ssl: true
+    {{- end }}
+  {{- else }}
+  {{- $isvc := ternary (include "isvc.banditArm" (dict "root" $root "arm" .)) (include "isvc.name" $root) (hasKey . "storageUri") }}
+  # arm {{ .name }}: {{ if hasKey . "storageUri" }}InferenceService {{ $isvc }}{{ else }}this chart's predictor{{ end }}
+  - host: {{ $isvc }}-predictor.{{ $root.Release.Namespace }}.svc.cluster.local
+    # the runtime serves the model under its InferenceService's name
+    model_name: {{ $isvc }}
+    protocol: {{ $root.Values.predictor.protocolVersion }}
+  {{- end }}
+    {{- with .timeoutSeconds }}
+    timeout_s: {{ . | toJson }}
+    {{- end }}
+  {{- end }}
+policy: {{ $c.policy | toJson }}
+floor: {{ $c.floor | toJson }}
+indifference: {{ $c.indifference | toJson }}
+epsilon: {{ $c.epsilon | toJson }}
+refresh_ms: {{ $c.refresh_ms | toJson }}
+prediction_ttl_s: {{ $c.prediction_ttl_s | toJson }}
+arm_cooldown_s: {{ $c.arm_cooldown_s | toJson }}
+key_prefix: {{ $c.key_prefix | default (printf "bandit:%s" (include "isvc.name" .)) | toJson }}
+record_linger_ms: {{ $c.record_linger_ms | toJson }}
+record_queue_size: {{ $c.record_queue_size | int }}
+{{- end -}}
+
+{{/* The bandit's Redis: the transformer's, password from the same Secret ($(REDIS_PASSWORD),
+expanded by the kubelet; never in values or args). */}}
+{{- define "isvc.banditRedis" -}}
+{{- printf "%s://:$(REDIS_PASSWORD)@%s:%v/0" (ternary "rediss" "redis" (include "isvc.redisSSL" . | eq "true")) (include "isvc.redisHost" .) (include "isvc.redisPort" .) -}}
+{{- end -}}
+
+{{/* Checks of the bandit values JSON schema cannot express. */}}
+{{- define "isvc.validateBandit" -}}
+{{- $b := .Values.bandit -}}
+{{- if $b.enabled }}
+{{- range $other := list "collocated" "ensemble" "canary" }}
+{{- if (index $.Values $other).enabled }}
+{{- fail (printf "bandit.enabled and %s.enabled exclude each other: %s" $other (get (dict "collocated" "the arms are predictors, collocated mode has none" "ensemble" "the transformer refuses an ensemble together with a bandit" "canary" "a canary makes one arm serve two model versions; make the new model an arm instead") $other)) }}
+{{- end }}
+{{- end }}
+{{- $names := list }}
+{{- $uris := list $.Values.predictor.storageUri }}
+{{- $own := 0 }}
+{{- range $i, $a := $b.arms }}
+{{- if has $a.name $names }}
+{{- fail (printf "bandit.arms[%d].name %q: two arms with the same name" $i $a.name) }}
+{{- end }}
+{{- $names = append $names $a.name }}
+{{- if hasKey $a "storageUri" }}
+{{- if has $a.storageUri $uris }}
+{{- fail (printf "bandit.arms[%d].storageUri %q is served by another arm or the predictor: each arm is a different model version" $i $a.storageUri) }}
+{{- end }}
+{{- $uris = append $uris $a.storageUri }}
+{{- else if not $a.host }}
+{{- $own = add $own 1 }}
+{{- end }}
+{{- if and $a.host $.Values.networkPolicy.enabled $.Values.egress.enabled (not $a.egressTo) }}
+{{- fail (printf "bandit.arms[%d].egressTo is required with egress NetworkPolicies on: the transformer's egress must name the peers of %s (or egress.enabled=false)" $i $a.host) }}
+{{- end }}
+{{- end }}
+{{- if gt $own 1 }}
+{{- fail (printf "bandit.arms: %d arms without storageUri or host; only one can be the chart's predictor" $own) }}
+{{- end }}
+{{- if gt (mulf $b.config.floor (len $b.arms)) 1.0 }}
+{{- fail (printf "bandit.config.floor: %v x %d arms exceeds 1" $b.config.floor (len $b.arms)) }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Egress of the transformer to the bandit arms deployed elsewhere (arms with host). */}}
+{{- define "isvc.banditEgress" -}}
+{{- if .Values.bandit.enabled }}
+{{- range .Values.bandit.arms }}
+{{- if .host }}
+{{- $hostPort := splitList ":" .host }}
+# bandit arm {{ .name }}: {{ .host }}
+- to:
+    {{- toYaml .egressTo | nindent 4 }}
+  ports:
+    - port: {{ if eq (len $hostPort) 2 }}{{ last $hostPort | int }}{{ else }}{{ ternary 443 80 (.useSsl | default false) }}{{ end }}
+      protocol: TCP
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}

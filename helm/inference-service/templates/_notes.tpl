@@ -70,6 +70,11 @@ InferenceService {{ $name }}, {{ .Values.deploymentMode }} mode: model {{ ternar
     Promote:   helm upgrade {{ .Release.Name }} <chart> -n {{ .Release.Namespace }} --reset-then-reuse-values --set {{ .prefix }}predictor.storageUri={{ .Values.canary.storageUri }} --set {{ .prefix }}canary.enabled=false
     Roll back: helm upgrade {{ .Release.Name }} <chart> -n {{ .Release.Namespace }} --reset-then-reuse-values --set {{ .prefix }}canary.trafficPercent=0
 {{- end }}
+{{- if .Values.bandit.enabled }}
+  Bandit ({{ .Values.bandit.config.policy }}, ConfigMap {{ $name }}-bandit): each request scored by one arm of {{ range $i, $a := .Values.bandit.arms }}{{ if $i }}, {{ end }}{{ $a.name }}{{ end }}; responses carry prediction_id.
+    Rewards:  POST $URL/v2/models/{{ $name }}/feedback {"prediction_id": "...", "reward": 1} (token scope write)
+    Shares:   the transformer's /metrics, transformer_bandit_traffic_share{arm=...}
+{{- end }}
 {{- end }}
 {{- $batch := .Values.batch | default dict }}
 {{- if $batch.enabled }}
