@@ -16,10 +16,14 @@ Kubernetes updates a mounted Secret by swapping the ``..data`` symlink, so the p
 changes inode: ``stat`` follows the link and sees it. A file that turns bad keeps the previous
 tokens (logged, naming the line).
 
-Only SHA-256 digests are kept. A presented token is hashed once and compared with
-``hmac.compare_digest`` against every known digest, without stopping at a match, so the time
-says nothing about which token (or how many characters of one) matched. Tokens are never
-logged: errors name the file and the line.
+Only SHA-256 digests are kept from the file. A presented token is hashed once and compared
+with ``hmac.compare_digest`` against every known digest, without stopping at a match, so the
+time says nothing about which token (or how many characters of one) matched. A token that
+matched is remembered (token → scopes, until the file changes), so a client's next requests
+skip the hash: a dict lookup, whose time depends on the token only through Python's keyed
+(per-process random) string hash, and which can only find a token already shown to be valid;
+unknown tokens are never remembered, so they cannot grow it. Tokens are never logged: errors
+name the file and the line.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ SCOPES = ("infer", "write")
 ANY = "any"  # what protected probes need: a known token, whatever its scopes
 WRITE_PATH = "/producer/v1/write"
 MIN_TOKEN, MAX_TOKEN = 16, 512
+MAX_VERIFIED = 4096  # valid tokens remembered (a bound; a tokens file holds far fewer)
 # gRPC methods a probe or a load balancer calls; public unless auth_probes
 GRPC_PROBES = frozenset(
     f"/inference.GRPCInferenceService/{m}" for m in ("ServerLive", "ServerReady", "ModelReady")
@@ -120,15 +125,25 @@ class Tokens:
             self._stamp = _stamp(path)
         except OSError as e:
             raise AuthConfigError(f"{path}: cannot read tokens file: {e.strerror}") from None
-        self._entries = parse_tokens(path)
+        # the file's digests and the tokens that matched them, replaced together (one
+        # assignment: a reload in the watcher's thread never pairs old digests with new
+        # remembered tokens, which could keep a removed token valid)
+        self._current: tuple[list[tuple[bytes, frozenset[str]]], dict[bytes, frozenset[str]]]
+        self._current = (parse_tokens(path), {})
 
     def scopes(self, token: bytes) -> frozenset[str]:
         """The scopes of ``token`` (empty when unknown), in time independent of which matched."""
+        entries, verified = self._current
+        known = verified.get(token)
+        if known is not None:
+            return known
         presented = _digest(token)
         found: frozenset[str] = frozenset()
-        for digest, scopes in self._entries:
+        for digest, scopes in entries:
             if hmac.compare_digest(presented, digest):
                 found = scopes
+        if found and len(verified) < MAX_VERIFIED:
+            verified[token] = found
         return found
 
     def reload_if_changed(self) -> bool:
@@ -145,7 +160,7 @@ class Tokens:
         except AuthConfigError as e:
             log.error("%s; keeping the current tokens", e)
             return False
-        self._entries, self._stamp = entries, stamp
+        self._current, self._stamp = (entries, {}), stamp
         log.info("tokens file %s reloaded: %d tokens", self.path, len(entries))
         return True
 

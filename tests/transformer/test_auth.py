@@ -80,6 +80,33 @@ def test_every_digest_is_compared_even_after_a_match(tmp_path, monkeypatch):
         assert len(calls) == 6
 
 
+def test_a_valid_token_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    """The second request with a token skips the hash; an unknown token is hashed every time
+    and never remembered; a reload forgets every remembered token (a removed one is refused)."""
+    f = write(tmp_path / "t", f"infer:{A}\n")
+    tokens = Tokens(f)
+    hashed = []
+    real = auth._digest
+    monkeypatch.setattr(auth, "_digest", lambda t: hashed.append(t) or real(t))
+    for _ in range(3):
+        assert tokens.scopes(A.encode()) == {"infer"}
+        assert tokens.scopes(B.encode()) == frozenset()
+    assert hashed == [A.encode(), B.encode(), B.encode(), B.encode()]
+    write(f, f"write:{B}\n")
+    os.utime(f, ns=(1, 1))
+    assert tokens.reload_if_changed()
+    assert tokens.scopes(A.encode()) == frozenset()  # rotated out: refused at once
+    assert tokens.scopes(B.encode()) == {"write"}
+
+
+def test_remembered_tokens_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(auth, "MAX_VERIFIED", 2)
+    tokens = Tokens(write(tmp_path / "t", "".join(f"infer:{c * 20}\n" for c in "abc")))
+    for c in "abc":
+        assert tokens.scopes((c * 20).encode()) == {"infer"}
+    assert len(tokens._current[1]) == 2
+
+
 def test_reload_when_the_file_changes_and_keep_tokens_when_it_turns_bad(tmp_path):
     f = write(tmp_path / "t", f"infer:{A}\n")
     tokens = Tokens(f)
