@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+import yarl
 from prometheus_client import CollectorRegistry
 
 from tests.transformer.fakes import FEATURES
-from tests.transformer.multimodel.test_bandit import Clock, FakeArm, client
+from tests.transformer.multimodel.fakes import Clock, FakeArm, client
 from transformer.errors import PredictorUnavailable
 from transformer.multimodel import arms, ensemble
 from transformer.multimodel.bandit import BanditConfigError, load_config
@@ -109,16 +110,16 @@ def test_build_gives_the_ensemble_arm_the_ensembles_version(tmp_path, metadata):
         arm = c.arms[1].client
         assert isinstance(arm, ensemble.EnsembleClient)
         assert all(isinstance(m, RestPredictorClient) for m in arm.clients)
-        out = [(m.url, m.timeout_s) for m in arm.clients]  # type: ignore[attr-defined]
+        out = [(m.url, m.timeout_s) for m in arm.clients]
         for a in c.arms:
             await a.client.close()
         await bandit.redis.aclose()
         return out
 
     got = asyncio.run(members())
-    assert got == [
-        ("http://sk:80/v2/models/click-model/infer", 0.5),
-        ("http://xgb:80/v2/models/click-model-xgboost/infer", 0.5),
+    assert got == [  # yarl URLs (parsed once); equal whether or not :80 is spelled out
+        (yarl.URL("http://sk:80/v2/models/click-model/infer"), 0.5),
+        (yarl.URL("http://xgb:80/v2/models/click-model-xgboost/infer"), 0.5),
     ]
 
 

@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from tests.transformer.fakes import FEATURES
+from tests.transformer.multimodel.fakes import Clock, FakeArm, client
 from transformer.errors import PredictorRejected, PredictorTimeout, PredictorUnavailable
 from transformer.multimodel.bandit import (
-    Arm,
     ArmStats,
     BanditClient,
     BanditConfigError,
@@ -147,37 +147,6 @@ def test_floor_times_arms_over_one_is_refused(tmp_path):
 
 
 # --- the composite client: fail-over -----------------------------------------------------------
-
-
-class FakeArm:
-    def __init__(self, version: str, error: Exception | None = None):
-        self.version, self.error, self.calls = version, error, 0
-
-    async def infer(self, features, matrix):
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        return Prediction(np.full(matrix.shape[0], 0.5), self.version)
-
-    async def close(self):
-        return None
-
-
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-
-def client(arms: list[FakeArm], clock: Clock, registry=None):
-    metrics = BanditMetrics(registry or CollectorRegistry())
-    policy = Thompson(0.0)
-    stats = SharedStats(None, "t", [a.version for a in arms], 1.0, policy, metrics)
-    stats.ensure_started = lambda: None  # type: ignore[method-assign]  # no Redis here
-    c = BanditClient([Arm(a.version, a) for a in arms], policy, stats, metrics, 1.0, 0, clock)
-    return c, stats, metrics
 
 
 def infer(c: BanditClient) -> Prediction:
