@@ -26,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -112,7 +112,9 @@ def _body(user: int) -> dict:
 
 
 @contextlib.contextmanager
-def servers(ref: str, tmp: Path) -> Iterator[dict[str, tuple[stack.Server, str | None]]]:
+def servers(
+    ref: str, tmp: Path, tree_args: Sequence[str] = ()
+) -> Iterator[dict[str, tuple[stack.Server, str | None]]]:
     logs = tmp / "logs"
     logs.mkdir()
     with stack.redis_server() as redis:
@@ -136,7 +138,7 @@ def servers(ref: str, tmp: Path) -> Iterator[dict[str, tuple[stack.Server, str |
                 if extra is None:
                     server = start_old_transformer(src, fenv, p, logs)
                 else:
-                    args = ["--mode", "cached"]
+                    args = ["--mode", "cached", *tree_args]
                     if extra:
                         args += ["--auth_tokens_file", str(extra[0])]
                     server = stack.start_transformer(fenv, p, "v2", logs, args)
@@ -212,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="a multiple of 3: each order once")
     p.add_argument("--connections", type=int, default=8)
     p.add_argument("--layers-only", action="store_true", help="only the in-process layer cost")
+    p.add_argument(
+        "--tree-args",
+        default="",
+        help="more transformer flags for this tree's two servers, e.g. "
+        "'--monitoring_enabled false' (the layers of issue 11 alone)",
+    )
     a = p.parse_args(argv)
     print(json.dumps({"layer_cost_us": layer_cost()}))
     if a.layers_only:
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[str, str], list[dict]] = {}
     with (
         tempfile.TemporaryDirectory(prefix="security-bench-") as tmp,
-        servers(a.ref, Path(tmp)) as targets,
+        servers(a.ref, Path(tmp), a.tree_args.split()) as targets,
     ):
         for server, token in targets.values():
             warm_cache(server.url, token)
