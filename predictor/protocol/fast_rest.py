@@ -46,6 +46,7 @@ from predictor.protocol.rest import (
     media_type,
     parse_json_body,
     replay,
+    send_json,
 )
 from predictor.protocol.versions import served_versions, version_error
 
@@ -180,7 +181,7 @@ class FastInfer:
         except Exception as exc:
             response = await self.error_response(Request(scope, receive), exc)
         else:
-            return await send_json(send, content, extra)
+            return await send_json(send, 200, content, raw_headers(extra))
         await response(scope, receive, send)
 
     async def respond(self, scope: Scope, receive: Receive, send: Send, answer: Any) -> None:
@@ -199,7 +200,7 @@ class FastInfer:
 
     async def infer(
         self, name: str, body: Any, raw_headers: dict[bytes, bytes]
-    ) -> tuple[bytes, Mapping[str, str] | None]:
+    ) -> tuple[bytes, Mapping[str, str]]:
         """The model's answer: the response body and the headers the model added."""
         model = self.dataplane.model_registry.get_model(name)
         if model is None:
@@ -212,7 +213,7 @@ class FastInfer:
             raise InvalidInput(
                 f"model {name} returned {type(response).__name__}, not a v2 response"
             )
-        return encode_response(response), response_headers
+        return encode_response(response), response_headers or {}
 
     async def error_response(self, request: Request, exc: Exception) -> Response:
         """What the app's exception handler for ``exc`` answers (the most specific one)."""
@@ -236,17 +237,10 @@ async def read_body(receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def send_json(send: Send, content: bytes, extra: Mapping[str, str] | None) -> None:
-    """A 200 with a JSON body, as starlette's ``Response`` sends it (the model's headers
-    win over the defaults), in two ASGI messages without a ``Response`` object."""
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
-    given = {k for k, _ in headers}
-    if b"content-length" not in given:
-        headers.append((b"content-length", str(len(content)).encode()))
-    if b"content-type" not in given:
-        headers.append((b"content-type", b"application/json"))
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": content})
+def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """The model's response headers as ASGI's (lower-case names); given to ``send_json`` they
+    win over its defaults, as they would in a starlette ``Response``."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def _wants_outputs(body: Any) -> bool:

@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from predictor.protocol.rest import replay
+from predictor.protocol.rest import replay, send_json
 
 MiB = 1024 * 1024
 PROBE_PATH = re.compile(
@@ -80,19 +80,7 @@ async def send_error(
     headers: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
 ) -> None:
     """A JSON error answered straight from an ASGI layer (no Starlette response object)."""
-    body = error_body(message)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, error_body(message), headers)
 
 
 class Limits:

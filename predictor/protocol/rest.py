@@ -15,6 +15,7 @@ client said it sends something else). The v2 binary tensor extension
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -83,6 +84,25 @@ def replay(raw: bytes) -> Receive:
         return {"type": "http.request", "body": raw, "more_body": False}
 
     return receive
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """A JSON answer straight from an ASGI layer, in two messages and without a Starlette
+    ``Response``: ``headers`` (lower-case names) first, then ``content-length`` and
+    ``content-type: application/json`` unless ``headers`` set them."""
+    out = list(headers)
+    given = {name for name, _ in out}
+    if b"content-length" not in given:
+        out.append((b"content-length", str(len(body)).encode()))
+    if b"content-type" not in given:
+        out.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": status, "headers": out})
+    await send({"type": "http.response.body", "body": body})
 
 
 def json_error(status: int, message: str) -> Response:

@@ -316,14 +316,16 @@ def test_read_body_joins_chunks_and_sees_a_disconnect():
 def test_send_json_sets_length_and_type_and_the_models_headers_win():
     import asyncio
 
-    from predictor.protocol.fast_rest import send_json
+    from predictor.protocol.fast_rest import raw_headers
+    from predictor.protocol.rest import send_json
 
     sent = []
 
     async def send(message):
         sent.append(message)
 
-    asyncio.run(send_json(send, b'{"x":1}', {"X-Model": "m", "Content-Type": "application/x"}))
+    model_headers = raw_headers({"X-Model": "m", "Content-Type": "application/x"})
+    asyncio.run(send_json(send, 200, b'{"x":1}', model_headers))
     start, body = sent
     headers = dict(start["headers"])
     assert start["status"] == 200 and body["body"] == b'{"x":1}'
