@@ -16,7 +16,7 @@ view's own transformation (``transformer.features.layout.OnDemand``).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -118,7 +118,6 @@ class LeanConnections:
     def __init__(self, make: Callable[[], Any], max_idle: int = 64, timeout: float | None = None):
         self._make = make
         self.max_idle = max_idle
-        self.timeout = timeout
         self.deadlines = Deadlines(timeout) if timeout else None
         self.idle: list[Any] = []
 
@@ -161,22 +160,16 @@ class LeanConnections:
 
     async def _run_once(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self.idle.pop() if self.idle else self.make()
-        done = expired = False
+        done = False
         try:
             if not conn.is_connected:
                 await conn.connect()  # bounded by the client's connect timeout
-            deadlines = self.deadlines
-            task = deadlines.begin() if deadlines else None
-            try:
+            with self.deadlines.bound() if self.deadlines else contextlib.nullcontext():
                 await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
                 replies = [await conn.read_response() for _ in commands]
-            finally:
-                expired = deadlines is not None and task is not None and deadlines.end(task)
             done = True
             return replies
-        except asyncio.CancelledError:
-            if not expired:
-                raise
+        except TimeoutError:
             from redis.exceptions import TimeoutError as RedisTimeoutError
 
             raise RedisTimeoutError(f"Timeout reading from {conn._host_error()}") from None

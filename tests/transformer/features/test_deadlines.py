@@ -9,16 +9,8 @@ pytestmark = pytest.mark.unit
 
 
 async def _op(d: Deadlines, seconds: float) -> str:
-    task = d.begin()
-    try:
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            expired = d.end(task)
-    except asyncio.CancelledError:
-        if expired:
-            raise TimeoutError("deadline") from None
-        raise
+    with d.bound():
+        await asyncio.sleep(seconds)
     return "done"
 
 
