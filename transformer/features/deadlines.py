@@ -3,10 +3,10 @@
 ``asyncio.timeout`` puts a timer into the event loop's heap for every operation and takes it
 out again: 4.7 µs of CPU per operation on the reference VM, about 1% of a whole cache hit,
 spent on a deadline that almost never fires. Here an operation is one dict entry (0.8 µs
-with the ``with`` block):
-``begin`` notes the running task's deadline, ``end`` removes it, and one task wakes every
-``tick_s`` while operations are in flight and cancels the tasks past their deadline. An
-operation that runs too long therefore ends between its deadline and ``tick_s`` later.
+with the ``with`` block): ``begin`` notes the running task's deadline, ``end`` removes it,
+and one task wakes every ``tick_s`` while operations are in flight and cancels the tasks past
+their deadline. An operation that runs too long therefore ends between its deadline and
+``tick_s`` later.
 
 Use::
 
