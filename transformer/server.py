@@ -28,9 +28,7 @@ from transformer.monitoring.http import HttpStats
 from transformer.multimodel import arms as bandit_arms
 from transformer.multimodel import feedback as bandit_feedback
 from transformer.policy import PrecomputedPolicy, build_policy, policy_class
-from transformer.predictor_client import (
-    PredictorClient,
-)
+from transformer.predictor_client import PredictorClient
 from transformer.producer.core import Producer
 from transformer.producer.http import install_route
 from transformer.rules import load_rules
